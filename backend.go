@@ -1,0 +1,201 @@
+// Package tokenbroker is a Vault secrets engine that keeps long-lived client
+// credentials and hands out short-lived access tokens: cached, refreshed ahead
+// of expiry, with single-use refresh tokens rotated and persisted.
+package tokenbroker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
+)
+
+// Version is the plugin's version, set at build time with -ldflags -X.
+var Version = "v0.1.0-dev"
+
+const backendHelp = `
+The tokenbroker secrets engine keeps long-lived provider credentials (client
+id and secret, an API key, or a seed refresh token) and hands out short-lived
+access tokens. Operators write config/<name>; apps read creds/<name>.
+`
+
+// Storage prefixes: config and token state are separate entries keyed by name.
+const (
+	configPrefix = "config/"
+	tokenPrefix  = "token/"
+)
+
+// Factory is the plugin entry point Vault calls to build the backend.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend(conf)
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// backend is the tokenbroker secrets engine.
+type backend struct {
+	*framework.Backend
+	logger hclog.Logger
+
+	// storage is the mount's view, for work that outlives a request
+	// (background refreshes); requests use their own req.Storage.
+	storage logical.Storage
+
+	// ctx lives as long as the backend; upstream calls run on it so a caller
+	// hanging up cannot cut a refresh in half and lose a rotated token.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// now and newHTTPClient are injected so tests control time and the network.
+	now           func() time.Time
+	newHTTPClient func(caPEM string) (*http.Client, error)
+
+	// cache holds one *nameCache per name: what the read path needs, so a
+	// cached read touches neither storage nor a lock.
+	cache sync.Map
+	// invalidations counts Invalidate calls, so a load that raced one is discarded.
+	invalidations atomic.Uint64
+
+	// locks serialise upstream calls and writes per name; reads never take them.
+	locks []*locksutil.LockEntry
+	// flight collapses concurrent mints of one name into one upstream call.
+	flight singleflight.Group
+	// background bounds the background refresh pass's concurrency.
+	background chan struct{}
+}
+
+func newBackend(conf *logical.BackendConfig) *backend {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &backend{
+		logger:        conf.Logger,
+		storage:       conf.StorageView,
+		ctx:           ctx,
+		cancel:        cancel,
+		now:           time.Now,
+		newHTTPClient: provider.NewHTTPClient,
+		locks:         locksutil.CreateLocks(),
+		background:    make(chan struct{}, backgroundWorkers),
+	}
+	if b.logger == nil {
+		b.logger = hclog.NewNullLogger()
+	}
+	b.Backend = &framework.Backend{
+		Help:        strings.TrimSpace(backendHelp),
+		BackendType: logical.TypeLogical,
+		PathsSpecial: &logical.Paths{
+			SealWrapStorage: []string{configPrefix, tokenPrefix},
+		},
+		Paths: framework.PathAppend(
+			pathConfig(b),
+			pathCreds(b),
+		),
+		Secrets:        []*framework.Secret{},
+		Invalidate:     b.invalidate,
+		PeriodicFunc:   b.periodicRefresh,
+		Clean:          b.cleanup,
+		RunningVersion: Version,
+	}
+	return b
+}
+
+func (b *backend) cleanup(context.Context) { b.cancel() }
+
+// invalidate drops what another node changed, so the next read reloads it.
+func (b *backend) invalidate(_ context.Context, key string) {
+	var name string
+	switch {
+	case strings.HasPrefix(key, configPrefix):
+		name = strings.TrimPrefix(key, configPrefix)
+	case strings.HasPrefix(key, tokenPrefix):
+		name = strings.TrimPrefix(key, tokenPrefix)
+	default:
+		return
+	}
+	b.invalidations.Add(1)
+	if v, ok := b.cache.Load(name); ok && v.(*nameCache).dirty {
+		// A state we could not persist yet is newer than anything stored.
+		return
+	}
+	b.cache.Delete(name)
+}
+
+// nameRe is what a config name may be: names live in paths, so path policies gate them.
+var nameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
+
+func validName(name string) error {
+	if !nameRe.MatchString(name) || name == "." || name == ".." {
+		return fmt.Errorf("invalid name %q: use 1-128 letters, digits, '-', '_' or '.'", name)
+	}
+	return nil
+}
+
+// nameCache is one name's immutable snapshot: its config, token state and
+// runtime health. Changes swap in a new snapshot, never edit one in place.
+type nameCache struct {
+	cfg    *providerConfig
+	client *http.Client
+	state  *tokenState // nil: no token state stored
+	// dirty: state is newer than storage (a write failed); it must win over storage.
+	dirty bool
+	health
+}
+
+// health is what failures taught us; it lives in memory only.
+type health struct {
+	failures     int
+	lastErr      error
+	lastErrAt    time.Time
+	backoffUntil time.Time // our own backoff, for background refreshes
+	notBefore    time.Time // the provider's Retry-After, honoured by every caller
+}
+
+func (nc *nameCache) with(change func(*nameCache)) *nameCache {
+	next := *nc
+	change(&next)
+	return &next
+}
+
+// entry returns the snapshot for name, loading it from storage on first use.
+// It returns nil when the name has no config.
+func (b *backend) entry(ctx context.Context, s logical.Storage, name string) (*nameCache, error) {
+	if v, ok := b.cache.Load(name); ok {
+		return v.(*nameCache), nil
+	}
+	epoch := b.invalidations.Load()
+	cfg, err := loadConfig(ctx, s, name)
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	state, err := loadState(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	client, err := b.newHTTPClient(cfg.CAPEM)
+	if err != nil {
+		return nil, fmt.Errorf("config %q: %w", name, err)
+	}
+	loaded := &nameCache{cfg: cfg, client: client, state: state}
+	v, _ := b.cache.LoadOrStore(name, loaded)
+	if b.invalidations.Load() != epoch {
+		// Storage changed while we read it; do not keep what may be stale.
+		b.cache.CompareAndDelete(name, loaded)
+	}
+	return v.(*nameCache), nil
+}
+
+// put publishes a new snapshot for name.
+func (b *backend) put(name string, nc *nameCache) { b.cache.Store(name, nc) }

@@ -1,0 +1,432 @@
+package tokenbroker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
+)
+
+// configSchemaVersion is stored in every config entry so later changes can migrate.
+const configSchemaVersion = 1
+
+// Defaults and bounds for the timing fields.
+const (
+	defaultRefreshAhead = 5 * time.Minute
+	defaultDefaultTTL   = time.Hour
+	defaultTimeout      = 30 * time.Second
+	maxRefreshAhead     = 24 * time.Hour
+	minDefaultTTL       = 10 * time.Second
+	maxDefaultTTL       = 90 * 24 * time.Hour
+	minTimeout          = time.Second
+	maxTimeout          = 5 * time.Minute
+)
+
+// providerConfig is one stored config/<name> entry.
+type providerConfig struct {
+	SchemaVersion int                `json:"schema_version"`
+	Provider      provider.Dialect   `json:"provider"`
+	TokenURL      string             `json:"token_url"`
+	RefreshURL    string             `json:"refresh_url,omitempty"`
+	ClientID      string             `json:"client_id,omitempty"`
+	ClientSecret  string             `json:"client_secret,omitempty"`
+	APIKey        string             `json:"api_key,omitempty"`
+	Scopes        []string           `json:"scopes,omitempty"`
+	Audience      string             `json:"audience,omitempty"`
+	ExtraParams   map[string]string  `json:"extra_params,omitempty"`
+	AuthStyle     provider.AuthStyle `json:"auth_style,omitempty"`
+	Encoding      provider.Encoding  `json:"encoding,omitempty"`
+	RefreshAhead  time.Duration      `json:"refresh_ahead"`
+	DefaultTTL    time.Duration      `json:"default_ttl"`
+	Timeout       time.Duration      `json:"timeout"`
+	CAPEM         string             `json:"ca_pem,omitempty"`
+}
+
+func newProviderConfig() *providerConfig {
+	return &providerConfig{
+		SchemaVersion: configSchemaVersion,
+		Provider:      provider.OAuth2,
+		RefreshAhead:  defaultRefreshAhead,
+		DefaultTTL:    defaultDefaultTTL,
+		Timeout:       defaultTimeout,
+	}
+}
+
+func (c *providerConfig) endpoint() *provider.Endpoint {
+	return &provider.Endpoint{
+		Dialect: c.Provider, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret, APIKey: c.APIKey,
+		Scopes: c.Scopes, Audience: c.Audience, ExtraParams: c.ExtraParams,
+		AuthStyle: c.AuthStyle, Encoding: c.Encoding,
+	}
+}
+
+// sameCredentials reports whether tokens minted under c are still those o would mint.
+func (c *providerConfig) sameCredentials(o *providerConfig) bool {
+	return c.Provider == o.Provider && c.TokenURL == o.TokenURL && c.RefreshURL == o.RefreshURL &&
+		c.ClientID == o.ClientID && c.ClientSecret == o.ClientSecret && c.APIKey == o.APIKey
+}
+
+// sameTokenShape reports whether an access token minted under c fits o's request.
+func (c *providerConfig) sameTokenShape(o *providerConfig) bool {
+	return slices.Equal(c.Scopes, o.Scopes) && c.Audience == o.Audience &&
+		mapsEqual(c.ExtraParams, o.ExtraParams) && c.AuthStyle == o.AuthStyle && c.Encoding == o.Encoding
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func loadConfig(ctx context.Context, s logical.Storage, name string) (*providerConfig, error) {
+	entry, err := s.Get(ctx, configPrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("read config %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	cfg := new(providerConfig)
+	if err := entry.DecodeJSON(cfg); err != nil {
+		return nil, fmt.Errorf("decode config %q: %w", name, err)
+	}
+	return cfg, nil
+}
+
+func pathConfig(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "config/?$",
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "tokenbroker",
+				OperationSuffix: "configs",
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathConfigList,
+					Summary:  "List the names of all provider configs.",
+				},
+			},
+			HelpSynopsis:    "List provider configs.",
+			HelpDescription: "Lists the names of every config/<name> entry.",
+		},
+		{
+			Pattern: "config/" + framework.MatchAllRegex("name"),
+			DisplayAttrs: &framework.DisplayAttributes{
+				OperationPrefix: "tokenbroker",
+				OperationSuffix: "config",
+			},
+			Fields:         configFields,
+			ExistenceCheck: b.pathConfigExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.CreateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Create a provider config."},
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.pathConfigWrite, Summary: "Update a provider config; fields not given keep their values."},
+				logical.ReadOperation:   &framework.PathOperation{Callback: b.pathConfigRead, Summary: "Read a provider config (never its secrets)."},
+				logical.DeleteOperation: &framework.PathOperation{Callback: b.pathConfigDelete, Summary: "Delete a provider config and its token state."},
+			},
+			HelpSynopsis:    "Configure one provider: its token endpoint, dialect and credentials.",
+			HelpDescription: configHelp,
+		},
+	}
+}
+
+const configHelp = `
+A config names one token endpoint and the long-lived credentials it takes.
+provider picks the wire dialect (oauth2, oauth2_json, echo360, apivideo,
+endorsed); auth_style and encoding override its defaults. Secrets
+(client_secret, api_key, refresh_token) are write-only: a read says only
+whether each is set. Writing changed credentials drops the cached token;
+writing refresh_token starts a new refresh chain from that seed.
+`
+
+var configFields = map[string]*framework.FieldSchema{
+	"name": {Type: framework.TypeString, Description: "Name of the config; letters, digits, '-', '_' and '.'."},
+	"provider": {Type: framework.TypeString, Default: string(provider.OAuth2),
+		Description: "Wire dialect: oauth2 (RFC 6749, form body), oauth2_json, echo360, apivideo or endorsed.",
+		AllowedValues: []any{"oauth2", "oauth2_json", "echo360", "apivideo", "endorsed"}},
+	"token_url":     {Type: framework.TypeString, Description: "Token endpoint URL. https only, except loopback hosts.", Required: true},
+	"refresh_url":   {Type: framework.TypeString, Description: "Refresh endpoint URL, when not the token URL (apivideo derives <origin>/auth/refresh)."},
+	"client_id":     {Type: framework.TypeString, Description: "OAuth client id."},
+	"client_secret": {Type: framework.TypeString, Description: "OAuth client secret. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+	"api_key":       {Type: framework.TypeString, Description: "API key (apivideo). Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+	"refresh_token": {Type: framework.TypeString, Description: "Seed refresh token that starts a refresh chain. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+	"scopes":        {Type: framework.TypeCommaStringSlice, Description: "Scopes to request (list, or a comma-separated string)."},
+	"audience":      {Type: framework.TypeString, Description: "Audience parameter to send with the base grant."},
+	"extra_params":  {Type: framework.TypeKVPairs, Description: "Extra token-request parameters (map, or key=value pairs)."},
+	"auth_style": {Type: framework.TypeString, Description: "Client authentication: basic (HTTP Basic) or body. Default: the provider's.",
+		AllowedValues: []any{"basic", "body"}},
+	"encoding": {Type: framework.TypeString, Description: "Request encoding: form, json or query. Default: the provider's.",
+		AllowedValues: []any{"form", "json", "query"}},
+	"refresh_ahead": {Type: framework.TypeDurationSecond, Default: int(defaultRefreshAhead.Seconds()),
+		Description: "Refresh this long before expiry (never more than half the token's lifetime)."},
+	"default_ttl": {Type: framework.TypeDurationSecond, Default: int(defaultDefaultTTL.Seconds()),
+		Description: "Token lifetime assumed when the provider sends no expiry."},
+	"timeout": {Type: framework.TypeDurationSecond, Default: int(defaultTimeout.Seconds()),
+		Description: "Time limit for one provider call."},
+	"ca_pem": {Type: framework.TypeString, Description: "PEM bundle to trust for the provider's TLS instead of the system roots."},
+}
+
+func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	name, err := nameField(d)
+	if err != nil {
+		return false, nil // the handler reports the bad name
+	}
+	cfg, err := loadConfig(ctx, req.Storage, name)
+	return cfg != nil, err
+}
+
+func (b *backend) pathConfigList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := req.Storage.List(ctx, configPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list configs: %w", err)
+	}
+	return logical.ListResponse(names), nil
+}
+
+func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name, err := nameField(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	cfg, err := loadConfig(ctx, req.Storage, name)
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	state, err := b.currentState(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	ep := cfg.endpoint()
+	data := map[string]any{
+		"provider":            string(cfg.Provider),
+		"token_url":           cfg.TokenURL,
+		"refresh_url":         cfg.RefreshURL,
+		"client_id":           cfg.ClientID,
+		"scopes":              nonNil(cfg.Scopes),
+		"audience":            cfg.Audience,
+		"extra_params":        nonNilMap(cfg.ExtraParams),
+		"auth_style":          string(ep.EffectiveAuthStyle()),
+		"encoding":            string(ep.EffectiveEncoding()),
+		"refresh_ahead":       int64(cfg.RefreshAhead.Seconds()),
+		"default_ttl":         int64(cfg.DefaultTTL.Seconds()),
+		"timeout":             int64(cfg.Timeout.Seconds()),
+		"ca_pem":              cfg.CAPEM,
+		"client_secret_set":   cfg.ClientSecret != "",
+		"api_key_set":         cfg.APIKey != "",
+		"refresh_token_set":   state != nil && state.RefreshToken != "",
+		"needs_refresh_token": state != nil && state.NeedsRefreshToken,
+		"schema_version":      cfg.SchemaVersion,
+	}
+	if ep.Dialect == provider.APIVideo || cfg.RefreshURL != "" {
+		data["refresh_url"] = ep.EffectiveRefreshURL()
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name, err := nameField(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	lock := locksutil.LockForKey(b.locks, name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	old, err := loadConfig(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	cfg := newProviderConfig()
+	if old != nil {
+		copied := *old
+		cfg = &copied
+		cfg.SchemaVersion = configSchemaVersion
+	}
+	seed, err := cfg.apply(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	state, err := b.currentState(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if old != nil && !old.sameCredentials(cfg) {
+		state = nil // tokens and chains of other credentials are worthless here
+	}
+	if seed != "" {
+		state = &tokenState{RefreshToken: seed} // a new chain replaces the old one
+	}
+	if err := cfg.endpoint().Validate(state != nil && state.RefreshToken != ""); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	client, err := b.newHTTPClient(cfg.CAPEM)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if old != nil && state != nil && seed == "" && !old.sameTokenShape(cfg) {
+		state = state.withoutAccessToken()
+	}
+
+	entry, err := logical.StorageEntryJSON(configPrefix+name, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := req.Storage.Put(ctx, entry); err != nil {
+		return nil, fmt.Errorf("write config %q: %w", name, err)
+	}
+	if err := writeState(ctx, req.Storage, name, state); err != nil {
+		// The config is stored but the token state is not what it must be:
+		// forget the cache so the next read reloads from storage.
+		b.cache.Delete(name)
+		return nil, err
+	}
+	b.put(name, &nameCache{cfg: cfg, client: client, state: state})
+	return nil, nil
+}
+
+func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name, err := nameField(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	lock := locksutil.LockForKey(b.locks, name)
+	lock.Lock()
+	defer lock.Unlock()
+	defer b.cache.Delete(name)
+	if err := req.Storage.Delete(ctx, tokenPrefix+name); err != nil {
+		return nil, fmt.Errorf("delete token state %q: %w", name, err)
+	}
+	if err := req.Storage.Delete(ctx, configPrefix+name); err != nil {
+		return nil, fmt.Errorf("delete config %q: %w", name, err)
+	}
+	return nil, nil
+}
+
+// apply sets the fields present in d, checks them, and returns a seed refresh
+// token if one was given (it belongs to the token state, not the config).
+func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) {
+	strs := map[string]*string{
+		"token_url": &c.TokenURL, "refresh_url": &c.RefreshURL, "client_id": &c.ClientID,
+		"client_secret": &c.ClientSecret, "api_key": &c.APIKey, "audience": &c.Audience,
+		"ca_pem": &c.CAPEM, "refresh_token": &seed,
+	}
+	for key, dst := range strs {
+		if v, ok, err := field[string](d, key); err != nil {
+			return "", err
+		} else if ok {
+			*dst = strings.TrimSpace(v)
+		}
+	}
+	if v, ok, err := field[string](d, "provider"); err != nil {
+		return "", err
+	} else if ok {
+		c.Provider = provider.Dialect(strings.TrimSpace(v))
+	}
+	if v, ok, err := field[string](d, "auth_style"); err != nil {
+		return "", err
+	} else if ok {
+		c.AuthStyle = provider.AuthStyle(strings.TrimSpace(v))
+	}
+	if v, ok, err := field[string](d, "encoding"); err != nil {
+		return "", err
+	} else if ok {
+		c.Encoding = provider.Encoding(strings.TrimSpace(v))
+	}
+	if v, ok, err := field[[]string](d, "scopes"); err != nil {
+		return "", err
+	} else if ok {
+		c.Scopes = cleanList(v)
+	}
+	if v, ok, err := field[map[string]string](d, "extra_params"); err != nil {
+		return "", err
+	} else if ok {
+		c.ExtraParams = v
+	}
+	durations := []struct {
+		key      string
+		dst      *time.Duration
+		min, max time.Duration
+	}{
+		{"refresh_ahead", &c.RefreshAhead, 0, maxRefreshAhead},
+		{"default_ttl", &c.DefaultTTL, minDefaultTTL, maxDefaultTTL},
+		{"timeout", &c.Timeout, minTimeout, maxTimeout},
+	}
+	for _, f := range durations {
+		v, ok, err := field[int](d, f.key)
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			continue
+		}
+		dur := time.Duration(v) * time.Second
+		if dur < f.min || dur > f.max {
+			return "", fmt.Errorf("%s must be between %s and %s, got %s", f.key, f.min, f.max, dur)
+		}
+		*f.dst = dur
+	}
+	return seed, nil
+}
+
+// field reads an optional field of d as T; ok is false when it was not sent.
+func field[T any](d *framework.FieldData, key string) (v T, ok bool, err error) {
+	raw, ok, err := d.GetOkErr(key)
+	if err != nil {
+		return v, false, fmt.Errorf("%s: %w", key, err)
+	}
+	if !ok {
+		return v, false, nil
+	}
+	v, isT := raw.(T)
+	if !isT {
+		return v, false, fmt.Errorf("%s: unexpected type %T", key, raw)
+	}
+	return v, true, nil
+}
+
+// nameField returns the validated name from the path.
+func nameField(d *framework.FieldData) (string, error) {
+	name, _, err := field[string](d, "name")
+	if err != nil {
+		return "", err
+	}
+	return name, validName(name)
+}
+
+func cleanList(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nonNilMap(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}

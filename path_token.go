@@ -1,0 +1,152 @@
+package tokenbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// minAgentTTL: the ttl handed to Vault Agent never drops below this while the
+// token is valid, so Agent does not spin on a token in its refresh window.
+const minAgentTTL = 5
+
+func pathCreds(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern: "creds/" + framework.MatchAllRegex("name"),
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "tokenbroker",
+			OperationSuffix: "creds",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {Type: framework.TypeString, Description: "Name of the config whose token to return."},
+			"min_ttl": {Type: framework.TypeDurationSecond, Query: true,
+				Description: "Mint a new token if the cached one has less than this left."},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{
+				Callback: b.pathCredsRead,
+				Summary:  "Return a valid access token: cached, refreshed or minted as needed.",
+			},
+			logical.DeleteOperation: &framework.PathOperation{
+				Callback:                    b.pathCredsDelete,
+				Summary:                     "Evict the cached access token (the refresh token is kept); the next read mints.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    "Read a short-lived access token for a provider config.",
+		HelpDescription: credsHelp,
+	}}
+}
+
+const credsHelp = `
+A read returns the cached access token while it is valid. Inside its refresh
+window (refresh_ahead, at most half its lifetime) the read still returns at
+once and one refresh runs in the background. Only a read with no valid token,
+or one whose min_ttl asks for more than is left, waits for the provider.
+The response has no Vault lease; rotation_period and ttl tell Vault Agent when
+to read again. A delete evicts the cached access token.
+`
+
+func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name, err := nameField(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	minTTL, _, err := field[int](d, "min_ttl")
+	if err != nil || minTTL < 0 {
+		return logical.ErrorResponse("min_ttl must be a non-negative duration"), nil
+	}
+	nc, err := b.entry(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if nc == nil {
+		return nil, errNoConfig(name)
+	}
+
+	now := b.now()
+	w := want{minTTL: time.Duration(minTTL) * time.Second}
+	var warning string
+	if !w.satisfiedBy(nc, now) {
+		minted, err := b.mint(ctx, name, w)
+		switch {
+		case err == nil:
+			nc = minted
+		case errors.Is(err, logical.ErrReadOnly):
+			return nil, err // Vault forwards the request to the active node
+		case nc.state.usableFor(now, 0):
+			// The provider failed but the cached token is still valid: serve it.
+			warning = "a new token could not be obtained; returning the cached one: " + err.Error()
+		default:
+			return nil, err
+		}
+	} else if b.refreshWanted(nc, now) {
+		b.refreshInBackground(name)
+	}
+
+	resp := credsResponse(nc, now)
+	if warning != "" {
+		resp.AddWarning(warning)
+	} else if nc.lastErr != nil {
+		resp.AddWarning(fmt.Sprintf("the last refresh failed at %s: %v", nc.lastErrAt.UTC().Format(time.RFC3339), nc.lastErr))
+	}
+	return resp, nil
+}
+
+// refreshWanted reports whether a read should start a background refresh: the
+// token is in its refresh window (or its state awaits saving), and this node
+// may call the provider.
+func (b *backend) refreshWanted(nc *nameCache, now time.Time) bool {
+	due := nc.dirty || (nc.state.refreshDue(now, nc.cfg.RefreshAhead) && nc.refreshAllowed(now))
+	return due && b.WriteSafeReplicationState()
+}
+
+// credsResponse is the creds read's answer. It carries no lease: these tokens
+// cannot be revoked, and a lease per read would flood Vault's expiration
+// manager. rotation_period and ttl make Vault Agent re-read when the next
+// token is due instead of on its default schedule.
+func credsResponse(nc *nameCache, now time.Time) *logical.Response {
+	st := nc.state
+	ttl := int64((st.ExpiresAt.Sub(now) - st.refreshWindow(nc.cfg.RefreshAhead)).Seconds())
+	data := map[string]any{
+		"access_token":       st.AccessToken,
+		"token_type":         st.TokenType,
+		"expires_at":         st.ExpiresAt.UTC().Format(time.RFC3339),
+		"expires_at_seconds": st.ExpiresAt.Unix(),
+		"rotation_period":    int64(st.lifetime().Seconds()),
+		"ttl":                max(ttl, minAgentTTL),
+	}
+	if len(st.Scopes) > 0 {
+		data["scopes"] = st.Scopes
+	}
+	return &logical.Response{Data: data}
+}
+
+func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name, err := nameField(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if !b.WriteSafeReplicationState() {
+		return nil, logical.ErrReadOnly
+	}
+	lock := locksutil.LockForKey(b.locks, name)
+	lock.Lock()
+	defer lock.Unlock()
+	nc, err := b.entry(ctx, req.Storage, name)
+	if err != nil || nc == nil || nc.state == nil {
+		return nil, err
+	}
+	nc = nc.with(func(n *nameCache) { n.state = n.state.withoutAccessToken() })
+	if err := writeState(ctx, req.Storage, name, nc.state); err != nil {
+		return nil, err
+	}
+	b.put(name, nc.with(func(n *nameCache) { n.dirty = false }))
+	return nil, nil
+}

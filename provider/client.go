@@ -1,0 +1,185 @@
+package provider
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode"
+
+	cleanhttp "github.com/hashicorp/go-cleanhttp"
+)
+
+// MaxBody caps how much of a provider's response is read: a token response is
+// a few KiB, so anything near this is a misbehaving or hostile endpoint.
+const MaxBody = 1 << 20
+
+// Error is a provider's refusal, an unusable response, or a failed exchange.
+// Its message never carries a secret: descriptions are cleaned of the
+// credentials that were sent.
+type Error struct {
+	Status      int    // HTTP status; 0 when no response arrived
+	Code        string // OAuth error code (RFC 6749 §5.2) or the provider's equivalent
+	Description string
+	RetryAfter  time.Duration // from a Retry-After header (429/503)
+
+	// InvalidGrant: the refresh token was rejected; the chain it belongs to is dead.
+	InvalidGrant bool
+	// Temporary: an outage (5xx, 429, HTML, network) rather than a refusal.
+	Temporary bool
+	// MaybeConsumed: the request reached the provider but no answer came back,
+	// so a single-use refresh token it carried may already be spent.
+	MaybeConsumed bool
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("provider")
+	if e.Status != 0 {
+		fmt.Fprintf(&b, " returned HTTP %d", e.Status)
+	}
+	if e.Code != "" {
+		fmt.Fprintf(&b, ": %s", e.Code)
+	}
+	if e.Description != "" {
+		fmt.Fprintf(&b, ": %s", e.Description)
+	}
+	return b.String()
+}
+
+// Client exchanges grants for tokens over HTTP.
+type Client struct {
+	HTTP *http.Client
+}
+
+// NewHTTPClient returns a pooled client that trusts caPEM (when set) instead of
+// the system roots, and never follows redirects: a redirected token request
+// would carry credentials to a host nobody configured.
+func NewHTTPClient(caPEM string) (*http.Client, error) {
+	transport := cleanhttp.DefaultPooledTransport()
+	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if caPEM != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(caPEM)) {
+			return nil, errors.New("ca_pem holds no PEM certificate")
+		}
+		transport.TLSClientConfig.RootCAs = pool
+	}
+	return &http.Client{
+		Transport: transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}, nil
+}
+
+// Exchange performs grant against e and returns the token. Errors are *Error.
+func (c *Client) Exchange(ctx context.Context, e *Endpoint, grant Grant, refreshToken string) (*Token, error) {
+	secrets := []string{e.ClientSecret, e.APIKey, refreshToken}
+	req, err := e.NewRequest(ctx, grant, refreshToken)
+	if err != nil {
+		return nil, &Error{Description: redact(err.Error(), secrets)}
+	}
+	// Whether the request was written decides whether a lost answer may have
+	// spent a single-use refresh token.
+	var wrote atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(info httptrace.WroteRequestInfo) {
+			if info.Err == nil {
+				wrote.Store(true)
+			}
+		},
+	}))
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return nil, &Error{
+			Description:   redact(transportMessage(req, err), secrets),
+			Temporary:     true,
+			MaybeConsumed: wrote.Load(),
+		}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
+	if err != nil {
+		return nil, &Error{Status: resp.StatusCode, Description: "reading the response: " + redact(err.Error(), secrets), Temporary: true, MaybeConsumed: true}
+	}
+	if len(body) > MaxBody {
+		return nil, &Error{Status: resp.StatusCode, Description: "the provider's response is larger than 1 MiB"}
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return nil, &Error{Status: resp.StatusCode, Description: "the provider redirected the token request; configure the final URL instead"}
+	}
+	tok, err := parseResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body, grant == GrantRefreshToken)
+	if err != nil {
+		var pe *Error
+		if errors.As(err, &pe) {
+			pe.Code = redact(pe.Code, secrets)
+			pe.Description = redact(pe.Description, secrets)
+			pe.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+		return nil, err
+	}
+	return tok, nil
+}
+
+// transportMessage describes a failed round trip without the URL's query
+// string, where the query encoding puts credentials.
+func transportMessage(req *http.Request, err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			break
+		}
+		err = u
+	}
+	where := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
+	return fmt.Sprintf("POST %s: %v", where, err)
+}
+
+// maxDescription bounds what a provider's text may add to an error message.
+const maxDescription = 300
+
+// redact removes every secret from s, drops control characters and caps its
+// length: provider text is untrusted and ends up in logs and API responses.
+func redact(s string, secrets []string) string {
+	for _, secret := range secrets {
+		if secret != "" {
+			// Also the encoded forms a provider may echo from a form or query.
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+			s = strings.ReplaceAll(s, url.QueryEscape(secret), "[redacted]")
+		}
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxDescription {
+		s = strings.ToValidUTF8(s[:maxDescription], "") + "…"
+	}
+	return s
+}
+
+// retryAfter parses a Retry-After header (seconds or an HTTP date), capped at an hour.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(v); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), time.Hour)
+}

@@ -1,0 +1,303 @@
+package tokenbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
+)
+
+const (
+	// backgroundWorkers bounds how many names the background pass refreshes at once.
+	backgroundWorkers = 4
+	// persistAttempts: a state write is retried this often before the newest
+	// state is kept in memory only (marked dirty) and retried later.
+	persistAttempts = 3
+	backoffBase     = 30 * time.Second
+	backoffMax      = 30 * time.Minute
+)
+
+// want says when an existing access token is good enough.
+type want struct {
+	minTTL time.Duration
+	// beyondWindow: the token must also be outside its refresh window
+	// (the background refresh's standard).
+	beyondWindow bool
+}
+
+func (w want) satisfiedBy(nc *nameCache, now time.Time) bool {
+	need := w.minTTL
+	if w.beyondWindow && nc.state != nil {
+		need = max(need, nc.state.refreshWindow(nc.cfg.RefreshAhead))
+	}
+	return nc.state.usableFor(now, need)
+}
+
+// mint waits until name holds a token that satisfies w, calling the provider
+// if it must. Concurrent callers share one upstream call; the call itself runs
+// on the backend's context, so a caller that gives up cannot cut it short.
+func (b *backend) mint(ctx context.Context, name string, w want) (*nameCache, error) {
+	ch := b.flight.DoChan(name, func() (any, error) { return b.mintLocked(name, w) })
+	select {
+	case r := <-ch:
+		nc, _ := r.Val.(*nameCache)
+		return nc, r.Err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// refreshInBackground starts one refresh of name, if none is running, and
+// does not wait for it.
+func (b *backend) refreshInBackground(name string) {
+	b.flight.DoChan(name, func() (any, error) { return b.mintLocked(name, want{beyondWindow: true}) })
+}
+
+// refreshAllowed reports whether a background refresh may call the provider now.
+func (nc *nameCache) refreshAllowed(now time.Time) bool {
+	return nc.state != nil && !nc.state.NeedsRefreshToken &&
+		!now.Before(nc.backoffUntil) && !now.Before(nc.notBefore)
+}
+
+// mintLocked is the only place that calls the provider. Under the name's lock
+// it re-reads the newest state, returns it if it already satisfies w, and
+// otherwise obtains, persists and publishes a new token.
+func (b *backend) mintLocked(name string, w want) (*nameCache, error) {
+	lock := locksutil.LockForKey(b.locks, name)
+	lock.Lock()
+	defer lock.Unlock()
+	ctx := b.ctx
+
+	nc, err := b.entry(ctx, b.storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if nc == nil {
+		return nil, errNoConfig(name)
+	}
+	if !b.WriteSafeReplicationState() {
+		// Only a node that can write storage may rotate a chain.
+		return nc, logical.ErrReadOnly
+	}
+	if nc.dirty {
+		if nc, err = b.persist(ctx, name, nc); err != nil {
+			return nc, err
+		}
+	}
+	now := b.now()
+	if w.satisfiedBy(nc, now) {
+		return nc, nil
+	}
+	if nc.state != nil && nc.state.NeedsRefreshToken {
+		return nc, errNeedsRefreshToken(name, nil)
+	}
+	if now.Before(nc.notBefore) || (w.beyondWindow && now.Before(nc.backoffUntil)) {
+		return nc, fmt.Errorf("provider for %q is backing off until %s after: %w",
+			name, maxTime(nc.notBefore, nc.backoffUntil).UTC().Format(time.RFC3339), nc.lastErr)
+	}
+
+	nc, tok, grant, err := b.obtain(ctx, name, nc)
+	if err != nil {
+		nc = nc.with(func(n *nameCache) { n.health = n.health.failed(err, now) })
+		b.put(name, nc)
+		return nc, err
+	}
+	nc = nc.with(func(n *nameCache) {
+		n.state = n.newState(tok, grant, b.now())
+		n.health = health{}
+	})
+	return b.persist(ctx, name, nc)
+}
+
+// obtain runs the refresh grant when a refresh token is held, else the base
+// grant. A refresh token the provider refused, or may have spent without
+// answering, is dropped and persisted at once so it is never sent again; the
+// base grant then starts a new chain if the config can mint.
+func (b *backend) obtain(ctx context.Context, name string, nc *nameCache) (*nameCache, *provider.Token, provider.Grant, error) {
+	ep := nc.cfg.endpoint()
+	if nc.state != nil && nc.state.RefreshToken != "" {
+		tok, err := b.exchange(ctx, name, nc, ep, provider.GrantRefreshToken, nc.state.RefreshToken)
+		if err == nil {
+			return nc, tok, provider.GrantRefreshToken, nil
+		}
+		var pe *provider.Error
+		if !errors.As(err, &pe) || !(pe.InvalidGrant || pe.MaybeConsumed) {
+			return nc, nil, "", err
+		}
+		nc = nc.with(func(n *nameCache) {
+			dead := *n.state
+			dead.RefreshToken = ""
+			dead.NeedsRefreshToken = !ep.CanMint()
+			n.state = &dead
+		})
+		if nc, err = b.persist(ctx, name, nc); err != nil {
+			return nc, nil, "", err
+		}
+		if !ep.CanMint() {
+			b.logger.Error("refresh chain lost; write a new refresh_token to the config", "name", name, "error", pe)
+			return nc, nil, "", errNeedsRefreshToken(name, pe)
+		}
+		b.logger.Warn("refresh token refused or possibly spent; starting a new chain with the base grant",
+			"name", name, "grant", ep.BaseGrant(), "error", pe)
+	}
+	if !ep.CanMint() {
+		return nc, nil, "", fmt.Errorf("config %q holds no refresh token and no credentials for the %s grant", name, ep.BaseGrant())
+	}
+	tok, err := b.exchange(ctx, name, nc, ep, ep.BaseGrant(), "")
+	return nc, tok, ep.BaseGrant(), err
+}
+
+// exchange makes one provider call within the config's timeout.
+func (b *backend) exchange(ctx context.Context, name string, nc *nameCache, ep *provider.Endpoint, grant provider.Grant, refreshToken string) (*provider.Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, nc.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	tok, err := (&provider.Client{HTTP: nc.client}).Exchange(ctx, ep, grant, refreshToken)
+	latency := time.Since(start)
+	if err != nil {
+		b.logger.Warn("provider call failed", "name", name, "grant", grant, "latency", latency, "error", err)
+		return nil, fmt.Errorf("%s grant for %q: %w", grant, name, err)
+	}
+	b.logger.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", latency)
+	return tok, nil
+}
+
+// newState is the token state after tok was obtained with grant at now.
+func (nc *nameCache) newState(tok *provider.Token, grant provider.Grant, now time.Time) *tokenState {
+	lifetime := tok.ExpiresIn
+	if lifetime <= 0 {
+		lifetime = nc.cfg.DefaultTTL
+	}
+	refreshToken := tok.RefreshToken
+	if refreshToken == "" && grant == provider.GrantRefreshToken && nc.cfg.endpoint().KeepsRefreshToken() {
+		refreshToken = nc.state.RefreshToken // RFC 6749 §6: no new one issued, the old one stays
+	}
+	scopes := tok.Scopes
+	if scopes == nil {
+		scopes = nc.cfg.Scopes
+	}
+	return &tokenState{
+		AccessToken:  tok.AccessToken,
+		TokenType:    tok.TokenType,
+		RefreshToken: refreshToken,
+		IssuedAt:     now,
+		ExpiresAt:    now.Add(lifetime),
+		Scopes:       scopes,
+		Grant:        grant,
+	}
+}
+
+// persist writes nc's state (retrying briefly) and publishes nc. If storage
+// keeps failing, nc is published dirty: the newest state, and the refresh
+// token in it, stays in memory and wins over the stale stored one until a
+// later write succeeds.
+func (b *backend) persist(ctx context.Context, name string, nc *nameCache) (*nameCache, error) {
+	var err error
+	for attempt := 1; attempt <= persistAttempts; attempt++ {
+		if err = writeState(ctx, b.storage, name, nc.state); err == nil {
+			nc = nc.with(func(n *nameCache) { n.dirty = false })
+			b.put(name, nc)
+			return nc, nil
+		}
+		if attempt < persistAttempts {
+			sleep(ctx, time.Duration(attempt)*50*time.Millisecond)
+		}
+	}
+	nc = nc.with(func(n *nameCache) { n.dirty = true })
+	b.put(name, nc)
+	b.logger.Error("token state not saved; keeping it in memory and retrying later", "name", name, "error", err)
+	return nc, fmt.Errorf("token state for %q not saved (kept in memory, will retry): %w", name, err)
+}
+
+// failed records a failure and schedules the next background attempt.
+func (h health) failed(err error, now time.Time) health {
+	h.failures++
+	h.lastErr = err
+	h.lastErrAt = now
+	backoff := min(backoffBase<<min(h.failures-1, 16), backoffMax)
+	backoff = backoff/2 + rand.N(backoff/2+1) // jitter spreads retries of many names
+	h.backoffUntil = now.Add(backoff)
+	var pe *provider.Error
+	if errors.As(err, &pe) && pe.RetryAfter > 0 {
+		h.notBefore = now.Add(pe.RetryAfter)
+	}
+	return h
+}
+
+// periodicRefresh is the background pass Vault runs about once a minute: it
+// refreshes every token inside its refresh window (or expired) so reads are
+// served from cache, with bounded concurrency and per-name backoff. No lock
+// is held across another name's provider call.
+func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) error {
+	if !b.WriteSafeReplicationState() {
+		return nil
+	}
+	names, err := req.Storage.List(ctx, configPrefix)
+	if err != nil {
+		return fmt.Errorf("list configs: %w", err)
+	}
+	var wg sync.WaitGroup
+	for _, name := range names {
+		nc, err := b.entry(ctx, req.Storage, name)
+		if err != nil || nc == nil {
+			continue
+		}
+		now := b.now()
+		due := nc.dirty || (nc.state != nil && nc.state.AccessToken != "" &&
+			nc.state.refreshDue(now, nc.cfg.RefreshAhead) && nc.refreshAllowed(now))
+		if !due {
+			continue
+		}
+		select {
+		case b.background <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-b.background; wg.Done() }()
+			if _, err := b.mint(b.ctx, name, want{beyondWindow: true}); err != nil {
+				b.logger.Warn("background refresh failed", "name", name, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func errNoConfig(name string) error {
+	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("no config named %q", name))
+}
+
+func errNeedsRefreshToken(name string, cause error) error {
+	msg := fmt.Sprintf("the refresh chain of %q is lost and its config cannot mint without one: write a new refresh_token to config/%s", name, name)
+	if cause != nil {
+		msg += " (provider said: " + cause.Error() + ")"
+	}
+	return logical.CodedError(http.StatusBadGateway, msg)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,98 @@
+package tokenbroker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
+)
+
+// tokenState is one name's stored token/<name> entry: the cached access token
+// and the refresh token that continues the chain.
+type tokenState struct {
+	AccessToken  string         `json:"access_token,omitempty"`
+	TokenType    string         `json:"token_type,omitempty"`
+	RefreshToken string         `json:"refresh_token,omitempty"`
+	IssuedAt     time.Time      `json:"issued_at,omitzero"`
+	ExpiresAt    time.Time      `json:"expires_at,omitzero"`
+	Scopes       []string       `json:"scopes,omitempty"`
+	Grant        provider.Grant `json:"grant,omitempty"`
+	// NeedsRefreshToken: the provider refused the chain (or may have spent its
+	// last token) and the config cannot start a new one; an operator must
+	// write a new refresh_token.
+	NeedsRefreshToken bool `json:"needs_refresh_token,omitempty"`
+}
+
+// expiryLeeway: a token this close to expiry is not handed out; it would die in transit.
+const expiryLeeway = 2 * time.Second
+
+// lifetime is how long the current access token lives in all.
+func (s *tokenState) lifetime() time.Duration { return s.ExpiresAt.Sub(s.IssuedAt) }
+
+// refreshWindow is how long before expiry a refresh starts: refresh_ahead, but
+// never more than half the lifetime, so short-lived tokens still get served.
+func (s *tokenState) refreshWindow(refreshAhead time.Duration) time.Duration {
+	return min(refreshAhead, s.lifetime()/2)
+}
+
+// usableFor reports whether the access token can be handed out with at least
+// need left (and never closer to expiry than expiryLeeway).
+func (s *tokenState) usableFor(now time.Time, need time.Duration) bool {
+	return s != nil && s.AccessToken != "" && s.ExpiresAt.Sub(now) > max(need, expiryLeeway)
+}
+
+// refreshDue reports whether the token has entered its refresh window.
+func (s *tokenState) refreshDue(now time.Time, refreshAhead time.Duration) bool {
+	return s.ExpiresAt.Sub(now) <= s.refreshWindow(refreshAhead)
+}
+
+// withoutAccessToken keeps the chain but forgets the access token, so the next read mints.
+func (s *tokenState) withoutAccessToken() *tokenState {
+	return &tokenState{RefreshToken: s.RefreshToken, NeedsRefreshToken: s.NeedsRefreshToken}
+}
+
+func loadState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
+	entry, err := s.Get(ctx, tokenPrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("read token state %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	st := new(tokenState)
+	if err := entry.DecodeJSON(st); err != nil {
+		return nil, fmt.Errorf("decode token state %q: %w", name, err)
+	}
+	return st, nil
+}
+
+// writeState stores st, or deletes the entry when st is nil.
+func writeState(ctx context.Context, s logical.Storage, name string, st *tokenState) error {
+	if st == nil {
+		if err := s.Delete(ctx, tokenPrefix+name); err != nil {
+			return fmt.Errorf("delete token state %q: %w", name, err)
+		}
+		return nil
+	}
+	entry, err := logical.StorageEntryJSON(tokenPrefix+name, st)
+	if err != nil {
+		return fmt.Errorf("encode token state %q: %w", name, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("write token state %q: %w", name, err)
+	}
+	return nil
+}
+
+// currentState is the newest token state for name: the cached one when
+// loaded (it may be newer than storage after a failed write), else storage.
+// Callers hold the name's lock.
+func (b *backend) currentState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
+	if v, ok := b.cache.Load(name); ok {
+		return v.(*nameCache).state, nil
+	}
+	return loadState(ctx, s, name)
+}
