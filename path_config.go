@@ -156,7 +156,7 @@ writing refresh_token starts a new refresh chain from that seed.
 var configFields = map[string]*framework.FieldSchema{
 	"name": {Type: framework.TypeString, Description: "Name of the config; letters, digits, '-', '_' and '.'."},
 	"provider": {Type: framework.TypeString, Default: string(provider.OAuth2),
-		Description: "Wire dialect: oauth2 (RFC 6749, form body), oauth2_json, echo360, apivideo or endorsed.",
+		Description:   "Wire dialect: oauth2 (RFC 6749, form body), oauth2_json, echo360, apivideo or endorsed.",
 		AllowedValues: []any{"oauth2", "oauth2_json", "echo360", "apivideo", "endorsed"}},
 	"token_url":     {Type: framework.TypeString, Description: "Token endpoint URL. https only, except loopback hosts.", Required: true},
 	"refresh_url":   {Type: framework.TypeString, Description: "Refresh endpoint URL, when not the token URL (apivideo derives <origin>/auth/refresh)."},
