@@ -118,7 +118,7 @@ func parseResponse(status int, contentType string, body []byte, refresh bool) (*
 		tj = tokenJSON{
 			AccessToken: vals.Get("access_token"), TokenType: vals.Get("token_type"),
 			RefreshToken: vals.Get("refresh_token"),
-			ErrorCode: vals.Get("error"), ErrorDescription: vals.Get("error_description"),
+			ErrorCode:    vals.Get("error"), ErrorDescription: vals.Get("error_description"),
 		}
 		if scope := strings.Fields(vals.Get("scope")); len(scope) > 0 {
 			tj.Scope = scope

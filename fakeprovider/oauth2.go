@@ -1,0 +1,140 @@
+package fakeprovider
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// oauth2Token is the RFC 6749 §5.1 success body.
+type oauth2Token struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+// oauthError writes an RFC 6749 §5.2 error. For invalid_client after HTTP
+// Basic, §5.2 requires WWW-Authenticate naming the scheme the client used.
+func oauthError(w http.ResponseWriter, status int, code, description string, basic bool) {
+	if status == http.StatusUnauthorized && basic {
+		w.Header().Set("WWW-Authenticate", `Basic realm="fakeprovider"`)
+	}
+	writeJSON(w, status, contentTypeJSON, map[string]string{
+		"error":             code,
+		"error_description": description,
+	})
+}
+
+// handleOAuth2 serves POST /oauth2/token: RFC 6749 §4.4 client credentials
+// and §6 refresh, with a form body and client authentication by HTTP Basic
+// (§2.3.1) or by client_id and client_secret in the body, never both.
+func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
+	r := x.r
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "the token endpoint accepts POST only", false)
+		return
+	}
+	if mediaType(r) != contentTypeForm {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "Content-Type must be application/x-www-form-urlencoded", false)
+		return
+	}
+	form, err := url.ParseQuery(string(x.body))
+	if err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body", false)
+		return
+	}
+	for k, v := range form {
+		if len(v) > 1 { // §3.2: parameters must not be included more than once
+			oauthError(w, http.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated", false)
+			return
+		}
+	}
+	if q := r.URL.Query(); q.Has("client_secret") || q.Has("refresh_token") {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "credentials must be sent in the body, not in the URL", false)
+		return
+	}
+	grant := form.Get("grant_type")
+	if grant == "" {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required", false)
+		return
+	}
+
+	clientID, basic, ok := s.authenticateOAuth2(w, r, form)
+	if !ok {
+		return
+	}
+
+	switch grant {
+	case grantClientCredentials:
+		scope := strings.Join(strings.Fields(form.Get("scope")), " ")
+		out := s.issue(OAuth2, clientID, scope, grantClientCredentials, true)
+		writeOAuth2Token(w, out, "Bearer")
+	case grantRefreshToken:
+		rt := form.Get("refresh_token")
+		if rt == "" {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required", basic)
+			return
+		}
+		scope := strings.Join(strings.Fields(form.Get("scope")), " ")
+		out, err := s.redeem(OAuth2, rt, clientID, true, scope)
+		switch {
+		case errors.Is(err, errRefreshScope):
+			oauthError(w, http.StatusBadRequest, "invalid_scope", err.Error(), basic)
+		case err != nil:
+			oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, expired, revoked, already used or issued to another client", basic)
+		default:
+			writeOAuth2Token(w, out, "Bearer")
+		}
+	default:
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: client_credentials, refresh_token", basic)
+	}
+}
+
+// authenticateOAuth2 applies §2.3.1. On failure it has already answered and
+// returns ok false. basic reports that the client used HTTP Basic.
+func (s *Server) authenticateOAuth2(w http.ResponseWriter, r *http.Request, form url.Values) (clientID string, basic, ok bool) {
+	if authz := r.Header.Get("Authorization"); authz != "" {
+		id, secret, err := parseBasic(authz)
+		if err != nil {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "unsupported or malformed Authorization header", true)
+			return "", true, false
+		}
+		if form.Has("client_secret") {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client authenticated with both HTTP Basic and client_secret in the body", true)
+			return "", true, false
+		}
+		if form.Has("client_id") && form.Get("client_id") != id {
+			oauthError(w, http.StatusBadRequest, "invalid_request", "client_id in the body differs from the HTTP Basic client id", true)
+			return "", true, false
+		}
+		if !s.clientOK(id, secret) {
+			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed", true)
+			return "", true, false
+		}
+		return id, true, true
+	}
+	id := form.Get("client_id")
+	if id == "" || !form.Has("client_secret") {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication is required (HTTP Basic or client_id and client_secret)", false)
+		return "", false, false
+	}
+	if !s.clientOK(id, form.Get("client_secret")) {
+		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed", false)
+		return "", false, false
+	}
+	return id, false, true
+}
+
+func writeOAuth2Token(w http.ResponseWriter, out issued, tokenType string) {
+	writeJSON(w, http.StatusOK, contentTypeJSON, oauth2Token{
+		AccessToken:  out.access,
+		TokenType:    tokenType,
+		ExpiresIn:    out.expiresIn,
+		RefreshToken: out.refresh,
+		Scope:        out.scope,
+	})
+}
