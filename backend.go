@@ -102,6 +102,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Paths: framework.PathAppend(
 			pathConfig(b),
 			pathCreds(b),
+			pathStatus(b),
 		),
 		Secrets:        []*framework.Secret{},
 		Invalidate:     b.invalidate,
@@ -154,13 +155,19 @@ type nameCache struct {
 	health
 }
 
-// health is what failures taught us; it lives in memory only.
+// health is what the provider calls of one name taught us since the plugin
+// started; it lives in memory only (status/<name> shows it).
 type health struct {
-	failures     int
-	lastErr      error
-	lastErrAt    time.Time
+	// failing counts consecutive failures; zero once a call succeeds.
+	failing      int
 	backoffUntil time.Time // our own backoff, for background refreshes
 	notBefore    time.Time // the provider's Retry-After, honoured by every caller
+
+	mints, refreshes, failures int
+	lastSuccessAt              time.Time
+	lastGrant                  provider.Grant
+	lastErr                    error
+	lastErrAt                  time.Time
 }
 
 func (nc *nameCache) with(change func(*nameCache)) *nameCache {

@@ -789,3 +789,61 @@ func FuzzConfigWrite(f *testing.F) {
 		}
 	})
 }
+
+func TestClientSecretRotation(t *testing.T) {
+	e := newEnv(t)
+	e.config("x", fakeprovider.Endorsed, map[string]any{"client_secret": "old-secret", "client_secrets": "new-secret"})
+	e.fake.AddClient(testClientID, "new-secret") // the provider now only knows the new secret
+	if tok := e.token("x"); !e.fake.Valid(tok) {
+		t.Fatal("the second secret was not tried")
+	}
+	cfg, _ := loadConfig(context.Background(), e.storage, "x")
+	if cfg.ClientSecret != "new-secret" || fmt.Sprint(cfg.ClientSecrets) != "[old-secret]" {
+		t.Fatalf("working secret not promoted: %q %q", cfg.ClientSecret, cfg.ClientSecrets)
+	}
+	e.clock.Add(30 * 24 * time.Hour)
+	calls := e.fake.TotalCalls()
+	e.token("x")
+	if e.fake.TotalCalls() != calls+1 {
+		t.Fatal("the promoted secret is not tried first")
+	}
+	resp := e.mustDo(logical.ReadOperation, "config/x", nil)
+	if resp.Data["client_secrets_count"] != 2 {
+		t.Fatalf("config read: %v", resp.Data)
+	}
+	status := e.mustDo(logical.ReadOperation, "status/x", nil)
+	if status.Data["mints"] != 2 || status.Data["failures"] != 0 || status.Data["healthy"] != true {
+		t.Fatalf("status: %v", status.Data)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	e := newEnv(t)
+	e.config("x", fakeprovider.Echo360, nil)
+	e.token("x")
+	e.clock.Add(2 * time.Hour)
+	e.fake.Fail(1, fakeprovider.Fail500)
+	if _, err := e.do(logical.ReadOperation, "creds/x", nil); err == nil {
+		t.Fatal("injected failure not reported")
+	}
+	resp := e.mustDo(logical.ReadOperation, "status/x", nil)
+	raw, _ := json.Marshal(resp.Data)
+	if resp.Data["healthy"] != false || resp.Data["failures"] != 1 || !strings.Contains(resp.Data["last_error"].(string), "HTTP 500") ||
+		resp.Data["refresh_token_held"] != true || resp.Data["backoff_until"] == "" {
+		t.Fatalf("status after a failure: %s", raw)
+	}
+	e.token("x")
+	resp = e.mustDo(logical.ReadOperation, "status/x", nil)
+	raw, _ = json.Marshal(resp.Data)
+	if resp.Data["healthy"] != true || resp.Data["refreshes"] != 1 || resp.Data["mints"] != 1 || resp.Data["last_grant"] != "refresh_token" {
+		t.Fatalf("status after recovery: %s", raw)
+	}
+	for _, secret := range []string{testClientSecret} {
+		if strings.Contains(string(raw), secret) {
+			t.Fatal("status shows a secret")
+		}
+	}
+	if list := e.mustDo(logical.ListOperation, "status/", nil); fmt.Sprint(list.Data["keys"]) != "[x]" {
+		t.Fatalf("status list: %v", list.Data)
+	}
+}

@@ -31,12 +31,16 @@ const (
 
 // providerConfig is one stored config/<name> entry.
 type providerConfig struct {
-	SchemaVersion int                `json:"schema_version"`
-	Provider      provider.Dialect   `json:"provider"`
-	TokenURL      string             `json:"token_url"`
-	RefreshURL    string             `json:"refresh_url,omitempty"`
-	ClientID      string             `json:"client_id,omitempty"`
-	ClientSecret  string             `json:"client_secret,omitempty"`
+	SchemaVersion int              `json:"schema_version"`
+	Provider      provider.Dialect `json:"provider"`
+	TokenURL      string           `json:"token_url"`
+	RefreshURL    string           `json:"refresh_url,omitempty"`
+	ClientID      string           `json:"client_id,omitempty"`
+	ClientSecret  string           `json:"client_secret,omitempty"`
+	// ClientSecrets are further secrets tried in order when the provider
+	// refuses the first: rotation without downtime. The one that works is
+	// promoted to ClientSecret.
+	ClientSecrets []string           `json:"client_secrets,omitempty"`
 	APIKey        string             `json:"api_key,omitempty"`
 	Scopes        []string           `json:"scopes,omitempty"`
 	Audience      string             `json:"audience,omitempty"`
@@ -60,18 +64,41 @@ func newProviderConfig() *providerConfig {
 }
 
 func (c *providerConfig) endpoint() *provider.Endpoint {
+	var secret string
+	if all := c.secrets(); len(all) > 0 {
+		secret = all[0]
+	}
 	return &provider.Endpoint{
 		Dialect: c.Provider, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
-		ClientID: c.ClientID, ClientSecret: c.ClientSecret, APIKey: c.APIKey,
+		ClientID: c.ClientID, ClientSecret: secret, APIKey: c.APIKey,
 		Scopes: c.Scopes, Audience: c.Audience, ExtraParams: c.ExtraParams,
 		AuthStyle: c.AuthStyle, Encoding: c.Encoding,
 	}
 }
 
+// secrets lists the client secrets to try, in order, without repeats.
+func (c *providerConfig) secrets() []string {
+	var out []string
+	for _, s := range append([]string{c.ClientSecret}, c.ClientSecrets...) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// withSecretFirst returns a copy of c whose secret list starts with secret.
+func (c *providerConfig) withSecretFirst(secret string) *providerConfig {
+	next := *c
+	next.ClientSecret = secret
+	next.ClientSecrets = slices.DeleteFunc(c.secrets(), func(s string) bool { return s == secret })
+	return &next
+}
+
 // sameCredentials reports whether tokens minted under c are still those o would mint.
 func (c *providerConfig) sameCredentials(o *providerConfig) bool {
 	return c.Provider == o.Provider && c.TokenURL == o.TokenURL && c.RefreshURL == o.RefreshURL &&
-		c.ClientID == o.ClientID && c.ClientSecret == o.ClientSecret && c.APIKey == o.APIKey
+		c.ClientID == o.ClientID && slices.Equal(c.secrets(), o.secrets()) && c.APIKey == o.APIKey
 }
 
 // sameTokenShape reports whether an access token minted under c fits o's request.
@@ -163,6 +190,8 @@ var configFields = map[string]*framework.FieldSchema{
 	"client_id":     {Type: framework.TypeString, Description: "OAuth client id."},
 	"client_secret": {Type: framework.TypeString, Description: "OAuth client secret. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 	"api_key":       {Type: framework.TypeString, Description: "API key (apivideo). Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+	"client_secrets": {Type: framework.TypeCommaStringSlice, Description: "Further client secrets tried in order when the provider refuses client_secret (rotation without downtime); the first that works is kept first. Write-only.",
+		DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 	"refresh_token": {Type: framework.TypeString, Description: "Seed refresh token that starts a refresh chain. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 	"scopes":        {Type: framework.TypeCommaStringSlice, Description: "Scopes to request (list, or a comma-separated string)."},
 	"audience":      {Type: framework.TypeString, Description: "Audience parameter to send with the base grant."},
@@ -212,24 +241,25 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	}
 	ep := cfg.endpoint()
 	data := map[string]any{
-		"provider":            string(cfg.Provider),
-		"token_url":           cfg.TokenURL,
-		"refresh_url":         cfg.RefreshURL,
-		"client_id":           cfg.ClientID,
-		"scopes":              nonNil(cfg.Scopes),
-		"audience":            cfg.Audience,
-		"extra_params":        nonNilMap(cfg.ExtraParams),
-		"auth_style":          string(ep.EffectiveAuthStyle()),
-		"encoding":            string(ep.EffectiveEncoding()),
-		"refresh_ahead":       int64(cfg.RefreshAhead.Seconds()),
-		"default_ttl":         int64(cfg.DefaultTTL.Seconds()),
-		"timeout":             int64(cfg.Timeout.Seconds()),
-		"ca_pem":              cfg.CAPEM,
-		"client_secret_set":   cfg.ClientSecret != "",
-		"api_key_set":         cfg.APIKey != "",
-		"refresh_token_set":   state != nil && state.RefreshToken != "",
-		"needs_refresh_token": state != nil && state.NeedsRefreshToken,
-		"schema_version":      cfg.SchemaVersion,
+		"provider":             string(cfg.Provider),
+		"token_url":            cfg.TokenURL,
+		"refresh_url":          cfg.RefreshURL,
+		"client_id":            cfg.ClientID,
+		"scopes":               nonNil(cfg.Scopes),
+		"audience":             cfg.Audience,
+		"extra_params":         nonNilMap(cfg.ExtraParams),
+		"auth_style":           string(ep.EffectiveAuthStyle()),
+		"encoding":             string(ep.EffectiveEncoding()),
+		"refresh_ahead":        int64(cfg.RefreshAhead.Seconds()),
+		"default_ttl":          int64(cfg.DefaultTTL.Seconds()),
+		"timeout":              int64(cfg.Timeout.Seconds()),
+		"ca_pem":               cfg.CAPEM,
+		"client_secret_set":    len(cfg.secrets()) > 0,
+		"client_secrets_count": len(cfg.secrets()),
+		"api_key_set":          cfg.APIKey != "",
+		"refresh_token_set":    state != nil && state.RefreshToken != "",
+		"needs_refresh_token":  state != nil && state.NeedsRefreshToken,
+		"schema_version":       cfg.SchemaVersion,
 	}
 	if ep.Dialect == provider.APIVideo || cfg.RefreshURL != "" {
 		data["refresh_url"] = ep.EffectiveRefreshURL()
@@ -294,7 +324,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		b.cache.Delete(name)
 		return nil, err
 	}
-	b.put(name, &nameCache{cfg: cfg, client: client, state: state})
+	next := &nameCache{cfg: cfg, client: client, state: state}
+	if v, ok := b.cache.Load(name); ok {
+		next.health = v.(*nameCache).health // counters survive a config edit
+	}
+	b.put(name, next)
 	return nil, nil
 }
 
@@ -345,6 +379,11 @@ func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) 
 		return "", err
 	} else if ok {
 		c.Encoding = provider.Encoding(strings.TrimSpace(v))
+	}
+	if v, ok, err := field[[]string](d, "client_secrets"); err != nil {
+		return "", err
+	} else if ok {
+		c.ClientSecrets = cleanList(v)
 	}
 	if v, ok, err := field[[]string](d, "scopes"); err != nil {
 		return "", err

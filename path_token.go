@@ -93,7 +93,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	resp := credsResponse(nc, now)
 	if warning != "" {
 		resp.AddWarning(warning)
-	} else if nc.lastErr != nil {
+	} else if nc.failing > 0 {
 		resp.AddWarning(fmt.Sprintf("the last refresh failed at %s: %v", nc.lastErrAt.UTC().Format(time.RFC3339), nc.lastErr))
 	}
 	return resp, nil

@@ -112,7 +112,7 @@ func (b *backend) mintLocked(name string, w want) (*nameCache, error) {
 	}
 	nc = nc.with(func(n *nameCache) {
 		n.state = n.newState(tok, grant, b.now())
-		n.health = health{}
+		n.health = n.health.succeeded(grant, b.now())
 	})
 	return b.persist(ctx, name, nc)
 }
@@ -129,7 +129,13 @@ func (b *backend) obtain(ctx context.Context, name string, nc *nameCache) (*name
 			return nc, tok, provider.GrantRefreshToken, nil
 		}
 		var pe *provider.Error
-		if !errors.As(err, &pe) || !(pe.InvalidGrant || pe.MaybeConsumed) {
+		if !errors.As(err, &pe) {
+			return nc, nil, "", err
+		}
+		// With more client secrets to try, a refused client also ends the
+		// chain: the refresh token was sent and must not be sent again.
+		rotating := clientRefused(pe) && len(nc.cfg.secrets()) > 1
+		if !pe.InvalidGrant && !pe.MaybeConsumed && !rotating {
 			return nc, nil, "", err
 		}
 		nc = nc.with(func(n *nameCache) {
@@ -151,8 +157,56 @@ func (b *backend) obtain(ctx context.Context, name string, nc *nameCache) (*name
 	if !ep.CanMint() {
 		return nc, nil, "", fmt.Errorf("config %q holds no refresh token and no credentials for the %s grant", name, ep.BaseGrant())
 	}
-	tok, err := b.exchange(ctx, name, nc, ep, ep.BaseGrant(), "")
-	return nc, tok, ep.BaseGrant(), err
+	return b.baseGrant(ctx, name, nc, ep)
+}
+
+// baseGrant mints without a refresh token. It tries each client secret in
+// turn while the provider refuses the client; one that works after another
+// failed is promoted to the front of the config's list and saved, so a
+// secret rotation at the provider causes no downtime.
+func (b *backend) baseGrant(ctx context.Context, name string, nc *nameCache, ep *provider.Endpoint) (*nameCache, *provider.Token, provider.Grant, error) {
+	grant := ep.BaseGrant()
+	candidates := nc.cfg.secrets()
+	if grant == provider.GrantAPIKey || len(candidates) == 0 {
+		candidates = []string{ep.ClientSecret}
+	}
+	var err error
+	for i, secret := range candidates {
+		ep.ClientSecret = secret
+		var tok *provider.Token
+		if tok, err = b.exchange(ctx, name, nc, ep, grant, ""); err == nil {
+			if i > 0 {
+				nc = b.promoteSecret(ctx, name, nc, secret)
+			}
+			return nc, tok, grant, nil
+		}
+		var pe *provider.Error
+		if !errors.As(err, &pe) || !clientRefused(pe) {
+			break
+		}
+	}
+	return nc, nil, grant, err
+}
+
+// clientRefused reports whether the provider rejected the client's credentials.
+func clientRefused(pe *provider.Error) bool {
+	return pe != nil && (pe.Code == "invalid_client" || (pe.Status == 401 && !pe.InvalidGrant))
+}
+
+// promoteSecret saves the config with secret tried first. Failing to save is
+// not fatal: the old order still works, one refused attempt later.
+func (b *backend) promoteSecret(ctx context.Context, name string, nc *nameCache, secret string) *nameCache {
+	cfg := nc.cfg.withSecretFirst(secret)
+	entry, err := logical.StorageEntryJSON(configPrefix+name, cfg)
+	if err == nil {
+		err = b.storage.Put(ctx, entry)
+	}
+	if err != nil {
+		b.logger.Warn("a later client secret worked but the new order was not saved", "name", name, "error", err)
+		return nc
+	}
+	b.logger.Info("the provider refused the first client secret; a later one worked and is now tried first", "name", name)
+	return nc.with(func(n *nameCache) { n.cfg = cfg })
 }
 
 // exchange makes one provider call within the config's timeout.
@@ -219,16 +273,31 @@ func (b *backend) persist(ctx context.Context, name string, nc *nameCache) (*nam
 
 // failed records a failure and schedules the next background attempt.
 func (h health) failed(err error, now time.Time) health {
+	h.failing++
 	h.failures++
 	h.lastErr = err
 	h.lastErrAt = now
-	backoff := min(backoffBase<<min(h.failures-1, 16), backoffMax)
+	backoff := min(backoffBase<<min(h.failing-1, 16), backoffMax)
 	backoff = backoff/2 + rand.N(backoff/2+1) // jitter spreads retries of many names
 	h.backoffUntil = now.Add(backoff)
 	var pe *provider.Error
 	if errors.As(err, &pe) && pe.RetryAfter > 0 {
 		h.notBefore = now.Add(pe.RetryAfter)
 	}
+	return h
+}
+
+// succeeded records a token obtained with grant and clears any backoff.
+func (h health) succeeded(grant provider.Grant, now time.Time) health {
+	h.failing = 0
+	h.backoffUntil, h.notBefore = time.Time{}, time.Time{}
+	if grant == provider.GrantRefreshToken {
+		h.refreshes++
+	} else {
+		h.mints++
+	}
+	h.lastSuccessAt = now
+	h.lastGrant = grant
 	return h
 }
 

@@ -1,0 +1,103 @@
+package tokenbroker
+
+import (
+	"context"
+
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathStatus(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern:      "status/?$",
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "statuses"},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{
+					Callback: b.pathConfigList,
+					Summary:  "List the names whose status can be read.",
+				},
+			},
+			HelpSynopsis:    "List names with a status.",
+			HelpDescription: "Lists every configured name; read status/<name> for its health.",
+		},
+		{
+			Pattern:      "status/" + framework.MatchAllRegex("name"),
+			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "status"},
+			Fields: map[string]*framework.FieldSchema{
+				"name": {Type: framework.TypeString, Description: "Name of the config."},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ReadOperation: &framework.PathOperation{
+					Callback: b.pathStatusRead,
+					Summary:  "Show a name's token and refresh health, without secrets.",
+				},
+			},
+			HelpSynopsis:    "Token and refresh health of one name, without secrets.",
+			HelpDescription: statusHelp,
+		},
+	}
+}
+
+const statusHelp = `
+Shows, for one name and without any secret: whether a token is cached and when
+it expires, when and how the last token was obtained, counts of mints (base
+grant), refreshes and failures since the plugin started on this node, the last
+error and when, any backoff, and whether the refresh chain needs a new seed
+(needs_refresh_token). healthy is false when the name cannot serve a token
+without operator action or its last provider call failed.
+`
+
+func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name, err := nameField(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	nc, err := b.entry(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if nc == nil {
+		return nil, errNoConfig(name)
+	}
+	now := b.now()
+	st := nc.state
+	if st == nil {
+		st = &tokenState{}
+	}
+	data := map[string]any{
+		"provider":             string(nc.cfg.Provider),
+		"token_cached":         st.usableFor(now, 0),
+		"refresh_token_held":   st.RefreshToken != "",
+		"needs_refresh_token":  st.NeedsRefreshToken,
+		"state_saved":          !nc.dirty,
+		"last_grant":           string(st.Grant),
+		"mints":                nc.mints,
+		"refreshes":            nc.refreshes,
+		"failures":             nc.failures,
+		"consecutive_failures": nc.failing,
+		"last_success_at":      timeOrEmpty(nc.lastSuccessAt),
+		"last_error_at":        timeOrEmpty(nc.lastErrAt),
+		"last_error":           "",
+		"backoff_until":        timeOrEmpty(maxTime(nc.backoffUntil, nc.notBefore)),
+		"expires_at":           timeOrEmpty(st.ExpiresAt),
+		"issued_at":            timeOrEmpty(st.IssuedAt),
+		"healthy":              !st.NeedsRefreshToken && nc.failing == 0 && !nc.dirty,
+	}
+	if nc.lastErr != nil {
+		data["last_error"] = nc.lastErr.Error()
+	}
+	if !st.ExpiresAt.IsZero() {
+		data["expires_in_seconds"] = int64(st.ExpiresAt.Sub(now).Seconds())
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+func timeOrEmpty(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
