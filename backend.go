@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,6 +62,8 @@ type backend struct {
 	// now and newHTTPClient are injected so tests control time and the network.
 	now           func() time.Time
 	newHTTPClient func(caPEM string) (*http.Client, error)
+	// persistRetryDelay spaces the retries of a failed state write.
+	persistRetryDelay time.Duration
 
 	// cache holds one *nameCache per name: what the read path needs, so a
 	// cached read touches neither storage nor a lock.
@@ -81,14 +82,15 @@ type backend struct {
 func newBackend(conf *logical.BackendConfig) *backend {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &backend{
-		logger:        conf.Logger,
-		storage:       conf.StorageView,
-		ctx:           ctx,
-		cancel:        cancel,
-		now:           time.Now,
-		newHTTPClient: provider.NewHTTPClient,
-		locks:         locksutil.CreateLocks(),
-		background:    make(chan struct{}, backgroundWorkers),
+		logger:            conf.Logger,
+		storage:           conf.StorageView,
+		ctx:               ctx,
+		cancel:            cancel,
+		now:               time.Now,
+		newHTTPClient:     provider.NewHTTPClient,
+		persistRetryDelay: 50 * time.Millisecond,
+		locks:             locksutil.CreateLocks(),
+		background:        make(chan struct{}, backgroundWorkers),
 	}
 	if b.logger == nil {
 		b.logger = hclog.NewNullLogger()
@@ -134,11 +136,16 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	b.cache.Delete(name)
 }
 
-// nameRe is what a config name may be: names live in paths, so path policies gate them.
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-
+// validName checks a config name: 1-128 letters, digits, '-', '_' or '.'.
+// Names live in paths, so ordinary path policies gate them. (A loop, not a
+// regexp: it runs on every creds read.)
 func validName(name string) error {
-	if !nameRe.MatchString(name) || name == "." || name == ".." {
+	ok := len(name) >= 1 && len(name) <= 128 && name != "." && name != ".."
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+	}
+	if !ok {
 		return fmt.Errorf("invalid name %q: use 1-128 letters, digits, '-', '_' or '.'", name)
 	}
 	return nil

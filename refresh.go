@@ -45,13 +45,20 @@ func (w want) satisfiedBy(nc *nameCache, now time.Time) bool {
 // if it must. Concurrent callers share one upstream call; the call itself runs
 // on the backend's context, so a caller that gives up cannot cut it short.
 func (b *backend) mint(ctx context.Context, name string, w want) (*nameCache, error) {
-	ch := b.flight.DoChan(name, func() (any, error) { return b.mintLocked(name, w) })
-	select {
-	case r := <-ch:
-		nc, _ := r.Val.(*nameCache)
-		return nc, r.Err
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for attempt := 1; ; attempt++ {
+		ch := b.flight.DoChan(name, func() (any, error) { return b.mintLocked(name, w) })
+		select {
+		case r := <-ch:
+			nc, _ := r.Val.(*nameCache)
+			if r.Shared && attempt == 1 && (nc == nil || !w.satisfiedBy(nc, b.now())) {
+				// We joined a call made for another need (a background
+				// refresh, a smaller min_ttl) that did not meet ours: make our own.
+				continue
+			}
+			return nc, r.Err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 }
 
@@ -87,14 +94,15 @@ func (b *backend) mintLocked(name string, w want) (*nameCache, error) {
 		// Only a node that can write storage may rotate a chain.
 		return nc, logical.ErrReadOnly
 	}
+	// A state not yet saved is saved first; if that still fails, minting
+	// goes on from the newest (in-memory) refresh token and saves again.
+	var flushErr error
 	if nc.dirty {
-		if nc, err = b.persist(ctx, name, nc); err != nil {
-			return nc, err
-		}
+		nc, flushErr = b.persist(ctx, name, nc)
 	}
 	now := b.now()
 	if w.satisfiedBy(nc, now) {
-		return nc, nil
+		return nc, flushErr
 	}
 	if nc.state != nil && nc.state.NeedsRefreshToken {
 		return nc, errNeedsRefreshToken(name, nil)
@@ -174,7 +182,13 @@ func (b *backend) baseGrant(ctx context.Context, name string, nc *nameCache, ep 
 	for i, secret := range candidates {
 		ep.ClientSecret = secret
 		var tok *provider.Token
-		if tok, err = b.exchange(ctx, name, nc, ep, grant, ""); err == nil {
+		tok, err = b.exchange(ctx, name, nc, ep, grant, "")
+		if lostAnswer(err) {
+			// The base grant spends nothing: one immediate retry rides out a
+			// dropped connection instead of failing the read.
+			tok, err = b.exchange(ctx, name, nc, ep, grant, "")
+		}
+		if err == nil {
 			if i > 0 {
 				nc = b.promoteSecret(ctx, name, nc, secret)
 			}
@@ -186,6 +200,12 @@ func (b *backend) baseGrant(ctx context.Context, name string, nc *nameCache, ep 
 		}
 	}
 	return nc, nil, grant, err
+}
+
+// lostAnswer reports whether a call failed in transit, with no HTTP answer.
+func lostAnswer(err error) bool {
+	var pe *provider.Error
+	return errors.As(err, &pe) && pe.Status == 0 && pe.Temporary && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // clientRefused reports whether the provider rejected the client's credentials.
@@ -262,7 +282,7 @@ func (b *backend) persist(ctx context.Context, name string, nc *nameCache) (*nam
 			return nc, nil
 		}
 		if attempt < persistAttempts {
-			sleep(ctx, time.Duration(attempt)*50*time.Millisecond)
+			sleep(ctx, time.Duration(attempt)*b.persistRetryDelay)
 		}
 	}
 	nc = nc.with(func(n *nameCache) { n.dirty = true })

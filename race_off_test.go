@@ -1,0 +1,5 @@
+//go:build !race
+
+package tokenbroker
+
+const raceEnabled = false
