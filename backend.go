@@ -48,7 +48,9 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 // backend is the tokenbroker secrets engine.
 type backend struct {
 	*framework.Backend
-	logger hclog.Logger
+	// Named loggers: refresh (rotation, healing, storage of token state),
+	// provider (one line per upstream call), cache (debug: read decisions).
+	logger, refreshLog, providerLog, cacheLog hclog.Logger
 
 	// storage is the mount's view, for work that outlives a request
 	// (background refreshes); requests use their own req.Storage.
@@ -95,6 +97,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 	if b.logger == nil {
 		b.logger = hclog.NewNullLogger()
 	}
+	b.setLogger(b.logger)
 	b.Backend = &framework.Backend{
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
@@ -113,6 +116,11 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		RunningVersion: Version,
 	}
 	return b
+}
+
+func (b *backend) setLogger(l hclog.Logger) {
+	b.logger = l
+	b.refreshLog, b.providerLog, b.cacheLog = l.Named("refresh"), l.Named("provider"), l.Named("cache")
 }
 
 func (b *backend) cleanup(context.Context) { b.cancel() }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/helper/consts"
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -847,3 +848,55 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status list: %v", list.Data)
 	}
 }
+
+// TestNoSecretInLogs runs the main flows with trace logging and asserts that
+// no client secret, API key, refresh token or access token reaches a log line.
+func TestNoSecretInLogs(t *testing.T) {
+	e := newEnv(t)
+	var logs syncBuffer
+	e.b.setLogger(hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: &logs}))
+	secrets := map[string]bool{testClientSecret: true, testAPIKey: true}
+	collect := func(name string) {
+		if st, _ := loadState(context.Background(), e.storage, name); st != nil {
+			secrets[st.RefreshToken], secrets[st.AccessToken] = true, true
+		}
+	}
+	for _, d := range []fakeprovider.Dialect{fakeprovider.OAuth2, fakeprovider.Echo360, fakeprovider.APIVideo, fakeprovider.Endorsed, fakeprovider.OAuth2JSON} {
+		name := string(d)
+		e.config(name, d, map[string]any{"encoding": nil})
+		e.token(name)
+		collect(name)
+		e.fake.Fail(1, fakeprovider.FailEchoSecret)
+		e.do(logical.ReadOperation, "creds/"+name, map[string]any{"min_ttl": "500h"})
+		e.fake.Fail(1, fakeprovider.FailDropAfterConsume)
+		e.clock.Add(2 * time.Hour)
+		e.token(name)
+		collect(name)
+		e.clock.Add(2 * time.Hour)
+		e.token(name)
+		collect(name)
+		e.fake.Fail(0, fakeprovider.Fail500) // drop what this dialect did not consume
+	}
+	delete(secrets, "")
+	if logs.Len() == 0 {
+		t.Fatal("nothing was logged")
+	}
+	for secret := range secrets {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("a secret reached the log: %q", secret)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Len() int       { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Len() }

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
@@ -33,7 +34,7 @@ func faultTrials(t *testing.T, raceDivisor int) int {
 func newFaultEnv(t *testing.T) *env {
 	e := newEnv(t)
 	e.b.persistRetryDelay = 0
-	e.b.logger = e.b.logger.ResetNamed("quiet")
+	e.b.setLogger(hclog.NewNullLogger())
 	return e
 }
 

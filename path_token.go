@@ -74,6 +74,9 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	w := want{minTTL: time.Duration(minTTL) * time.Second}
 	var warning string
 	if !w.satisfiedBy(nc, now) {
+		if b.cacheLog.IsDebug() {
+			b.cacheLog.Debug("no usable cached token; waiting for a mint", "name", name, "min_ttl", w.minTTL)
+		}
 		minted, err := b.mint(ctx, name, w)
 		switch {
 		case err == nil:
@@ -87,6 +90,9 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			return nil, err
 		}
 	} else if b.refreshWanted(nc, now) {
+		if b.cacheLog.IsDebug() {
+			b.cacheLog.Debug("serving the cached token and refreshing in the background", "name", name, "expires_at", nc.state.ExpiresAt)
+		}
 		b.refreshInBackground(name)
 	}
 

@@ -156,10 +156,10 @@ func (b *backend) obtain(ctx context.Context, name string, nc *nameCache) (*name
 			return nc, nil, "", err
 		}
 		if !ep.CanMint() {
-			b.logger.Error("refresh chain lost; write a new refresh_token to the config", "name", name, "error", pe)
+			b.refreshLog.Error("refresh chain lost; write a new refresh_token to the config", "name", name, "error", pe)
 			return nc, nil, "", errNeedsRefreshToken(name, pe)
 		}
-		b.logger.Warn("refresh token refused or possibly spent; starting a new chain with the base grant",
+		b.refreshLog.Warn("refresh token refused or possibly spent; starting a new chain with the base grant",
 			"name", name, "grant", ep.BaseGrant(), "error", pe)
 	}
 	if !ep.CanMint() {
@@ -222,10 +222,10 @@ func (b *backend) promoteSecret(ctx context.Context, name string, nc *nameCache,
 		err = b.storage.Put(ctx, entry)
 	}
 	if err != nil {
-		b.logger.Warn("a later client secret worked but the new order was not saved", "name", name, "error", err)
+		b.refreshLog.Warn("a later client secret worked but the new order was not saved", "name", name, "error", err)
 		return nc
 	}
-	b.logger.Info("the provider refused the first client secret; a later one worked and is now tried first", "name", name)
+	b.refreshLog.Info("the provider refused the first client secret; a later one worked and is now tried first", "name", name)
 	return nc.with(func(n *nameCache) { n.cfg = cfg })
 }
 
@@ -237,10 +237,10 @@ func (b *backend) exchange(ctx context.Context, name string, nc *nameCache, ep *
 	tok, err := (&provider.Client{HTTP: nc.client}).Exchange(ctx, ep, grant, refreshToken)
 	latency := time.Since(start)
 	if err != nil {
-		b.logger.Warn("provider call failed", "name", name, "grant", grant, "latency", latency, "error", err)
+		b.providerLog.Warn("provider call failed", "name", name, "grant", grant, "latency", latency, "error", err)
 		return nil, fmt.Errorf("%s grant for %q: %w", grant, name, err)
 	}
-	b.logger.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", latency)
+	b.providerLog.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", latency)
 	return tok, nil
 }
 
@@ -287,7 +287,7 @@ func (b *backend) persist(ctx context.Context, name string, nc *nameCache) (*nam
 	}
 	nc = nc.with(func(n *nameCache) { n.dirty = true })
 	b.put(name, nc)
-	b.logger.Error("token state not saved; keeping it in memory and retrying later", "name", name, "error", err)
+	b.refreshLog.Error("token state not saved; keeping it in memory and retrying later", "name", name, "error", err)
 	return nc, fmt.Errorf("token state for %q not saved (kept in memory, will retry): %w", name, err)
 }
 
@@ -355,7 +355,7 @@ func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) err
 		go func() {
 			defer func() { <-b.background; wg.Done() }()
 			if _, err := b.mint(b.ctx, name, want{beyondWindow: true}); err != nil {
-				b.logger.Warn("background refresh failed", "name", name, "error", err)
+				b.refreshLog.Warn("background refresh failed", "name", name, "error", err)
 			}
 		}()
 	}
