@@ -5,12 +5,23 @@ PLUGIN := vault-plugin-secrets-tokenbroker
 BIN := bin
 LDFLAGS := -X github.com/tokenbroker/vault-plugin-secrets-tokenbroker.Version=v$(VERSION)
 
-.PHONY: build vault fakeprovider dev test test-unit test-e2e fuzz bench vet fmt clean
+.PHONY: build release vault fakeprovider dev test test-unit test-e2e fuzz bench vet fmt clean
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
 ## build: the plugin binary in bin/ and its sha256 in bin/<plugin>.sha256
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/$(PLUGIN) ./cmd/$(PLUGIN)
 	cd $(BIN) && sha256sum $(PLUGIN) | cut -d' ' -f1 > $(PLUGIN).sha256
+
+## release: cross-built binaries for every platform in dist/, with SHA256SUMS
+release:
+	rm -rf dist && mkdir -p dist
+	for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags "$(LDFLAGS)" \
+			-o dist/$(PLUGIN)_v$(VERSION)_$${os}_$${arch} ./cmd/$(PLUGIN) || exit 1; \
+	done
+	cd dist && sha256sum $(PLUGIN)_* > SHA256SUMS && cat SHA256SUMS
 
 ## vault: the pinned Vault server (cached in .cache/, rebuilt only when tools/vault/go.mod changes)
 vault:
