@@ -5,6 +5,7 @@ package tokenbroker
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"strings"
@@ -64,6 +65,9 @@ type backend struct {
 	// now and newHTTPClient are injected so tests control time and the network.
 	now           func() time.Time
 	newHTTPClient func(caPEM string) (*http.Client, error)
+	// clients shares one pooled HTTP client per distinct ca_pem, so thousands
+	// of names do not each hold a connection pool: sha256(ca_pem) -> *http.Client.
+	clients sync.Map
 	// persistRetryDelay spaces the retries of a failed state write.
 	persistRetryDelay time.Duration
 
@@ -206,7 +210,7 @@ func (b *backend) entry(ctx context.Context, s logical.Storage, name string) (*n
 	if err != nil {
 		return nil, err
 	}
-	client, err := b.newHTTPClient(cfg.CAPEM)
+	client, err := b.httpClient(cfg.CAPEM)
 	if err != nil {
 		return nil, fmt.Errorf("config %q: %w", name, err)
 	}
@@ -217,6 +221,20 @@ func (b *backend) entry(ctx context.Context, s logical.Storage, name string) (*n
 		b.cache.CompareAndDelete(name, loaded)
 	}
 	return v.(*nameCache), nil
+}
+
+// httpClient returns the shared client that trusts caPEM (or the system roots).
+func (b *backend) httpClient(caPEM string) (*http.Client, error) {
+	key := sha256.Sum256([]byte(caPEM))
+	if c, ok := b.clients.Load(key); ok {
+		return c.(*http.Client), nil
+	}
+	c, err := b.newHTTPClient(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	shared, _ := b.clients.LoadOrStore(key, c)
+	return shared.(*http.Client), nil
 }
 
 // put publishes a new snapshot for name.

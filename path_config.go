@@ -303,7 +303,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := cfg.endpoint().Validate(state != nil && state.RefreshToken != ""); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	client, err := b.newHTTPClient(cfg.CAPEM)
+	client, err := b.httpClient(cfg.CAPEM)
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
