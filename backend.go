@@ -15,7 +15,6 @@ import (
 
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 	"golang.org/x/sync/singleflight"
 
@@ -77,8 +76,10 @@ type backend struct {
 	// invalidations counts Invalidate calls, so a load that raced one is discarded.
 	invalidations atomic.Uint64
 
-	// locks serialise upstream calls and writes per name; reads never take them.
-	locks []*locksutil.LockEntry
+	// locks holds one *sync.Mutex per name, serialising its upstream calls and
+	// writes. Per name, not hashed into shared buckets: a slow provider call
+	// must never hold up another name. Reads never take them.
+	locks sync.Map
 	// flight collapses concurrent mints of one name into one upstream call.
 	flight singleflight.Group
 	// background bounds the background refresh pass's concurrency.
@@ -95,7 +96,6 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		now:               time.Now,
 		newHTTPClient:     provider.NewHTTPClient,
 		persistRetryDelay: 50 * time.Millisecond,
-		locks:             locksutil.CreateLocks(),
 		background:        make(chan struct{}, backgroundWorkers),
 	}
 	if b.logger == nil {
@@ -221,6 +221,16 @@ func (b *backend) entry(ctx context.Context, s logical.Storage, name string) (*n
 		b.cache.CompareAndDelete(name, loaded)
 	}
 	return v.(*nameCache), nil
+}
+
+// lockFor returns name's mutex. Mutexes are never removed: a few bytes per
+// name ever configured, and no window where two callers hold different ones.
+func (b *backend) lockFor(name string) *sync.Mutex {
+	if m, ok := b.locks.Load(name); ok {
+		return m.(*sync.Mutex)
+	}
+	m, _ := b.locks.LoadOrStore(name, new(sync.Mutex))
+	return m.(*sync.Mutex)
 }
 
 // httpClient returns the shared client that trusts caPEM (or the system roots).

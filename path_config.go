@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
@@ -272,7 +271,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	lock := locksutil.LockForKey(b.locks, name)
+	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
 
@@ -337,7 +336,7 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	lock := locksutil.LockForKey(b.locks, name)
+	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
 	defer b.cache.Delete(name)

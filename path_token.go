@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -142,7 +141,7 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}
-	lock := locksutil.LockForKey(b.locks, name)
+	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
 	nc, err := b.entry(ctx, req.Storage, name)

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
@@ -78,7 +77,7 @@ func (nc *nameCache) refreshAllowed(now time.Time) bool {
 // it re-reads the newest state, returns it if it already satisfies w, and
 // otherwise obtains, persists and publishes a new token.
 func (b *backend) mintLocked(name string, w want) (*nameCache, error) {
-	lock := locksutil.LockForKey(b.locks, name)
+	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
 	ctx := b.ctx
