@@ -44,7 +44,7 @@ test-unit:
 	set -o pipefail; go test -count=1 -run Fault -v . | grep -E '^(=== RUN|--- |\s+fault_test.go.*FAULT|ok|FAIL|PASS)'
 
 test-e2e: build vault fakeprovider
-	go test -tags e2e -count=1 -timeout 30m ./e2e/...
+	go test -tags e2e -count=1 -parallel 4 -timeout 30m ./e2e/...
 
 fuzz:
 	bash scripts/fuzz.sh 5s
