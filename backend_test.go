@@ -261,9 +261,18 @@ func TestShortLivedTokens(t *testing.T) {
 	if e.fake.TotalCalls() != 1 {
 		t.Fatal("a 5 s token was not cached")
 	}
-	e.clock.Add(3 * time.Second) // in the 2.5 s window, 2 s left: at the leeway, so a mint
-	if got := e.token("x"); got == first {
-		t.Fatal("token at the expiry leeway was handed out")
+	e.clock.Add(3 * time.Second) // in the 2.5 s window, 2 s left: served, refreshed in the background
+	if got := e.token("x"); got != first {
+		t.Fatal("a 5 s token inside its window was not served from cache")
+	}
+	e.settle("x")
+	second := e.token("x")
+	if second == first || e.fake.TotalCalls() != 2 {
+		t.Fatal("the background refresh did not replace the token")
+	}
+	e.clock.Add(4600 * time.Millisecond) // 0.4 s left, inside the 0.5 s leeway: a mint
+	if got := e.token("x"); got == second {
+		t.Fatal("a token inside its expiry leeway was handed out")
 	}
 }
 

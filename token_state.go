@@ -26,8 +26,12 @@ type tokenState struct {
 	NeedsRefreshToken bool `json:"needs_refresh_token,omitempty"`
 }
 
-// expiryLeeway: a token this close to expiry is not handed out; it would die in transit.
+// expiryLeeway: a token this close to expiry is not handed out; it would die
+// in transit. Short-lived tokens get a tenth of their lifetime instead, so a
+// 5 s token is still served from cache for most of its refresh window.
 const expiryLeeway = 2 * time.Second
+
+func (s *tokenState) leeway() time.Duration { return min(expiryLeeway, s.lifetime()/10) }
 
 // lifetime is how long the current access token lives in all.
 func (s *tokenState) lifetime() time.Duration { return s.ExpiresAt.Sub(s.IssuedAt) }
@@ -39,9 +43,9 @@ func (s *tokenState) refreshWindow(refreshAhead time.Duration) time.Duration {
 }
 
 // usableFor reports whether the access token can be handed out with at least
-// need left (and never closer to expiry than expiryLeeway).
+// need left (and never closer to expiry than its leeway).
 func (s *tokenState) usableFor(now time.Time, need time.Duration) bool {
-	return s != nil && s.AccessToken != "" && s.ExpiresAt.Sub(now) > max(need, expiryLeeway)
+	return s != nil && s.AccessToken != "" && s.ExpiresAt.Sub(now) > max(need, s.leeway())
 }
 
 // refreshDue reports whether the token has entered its refresh window.
