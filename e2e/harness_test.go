@@ -120,7 +120,8 @@ func (v *Vault) start(pluginDir string) error {
 	v.Addr = "http://" + listen
 	p, err := startProc(v.t, v.log, v.env(), v.bin.vault, "server", "-dev", "-dev-no-store-token",
 		"-dev-listen-address="+listen, "-dev-root-token-id="+v.Token,
-		"-dev-plugin-dir="+pluginDir, "-dev-plugin-init=false")
+		"-dev-plugin-dir="+pluginDir, "-dev-plugin-init=false",
+		"-log-level=trace") // the secrets scan reads this log, plugin lines included
 	if err != nil {
 		return err
 	}

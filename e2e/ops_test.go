@@ -121,6 +121,17 @@ func TestAuditLogHasNoSecrets(t *testing.T) {
 	v.Must("delete", mountPath+"/creds/e")
 	secrets["e access token 2"] = v.ReadCreds("e").AccessToken
 
+	// Errors and config reads: a provider that echoes the secret back, and
+	// every config read, must show none of them.
+	seen := v.Must("read", mountPath+"/config/e") + v.Must("read", mountPath+"/config/a") + v.Must("read", mountPath+"/config/seeded")
+	v.WriteConfig("fresh", fake.ConfigArgs("echo360")...) // no token yet: the read must mint
+	fake.Fail(1, fakeprovider.FailEchoSecret)
+	failed := v.Run("read", mountPath+"/creds/fresh")
+	if failed.Code == 0 || !strings.Contains(failed.Stderr, "HTTP 400") {
+		t.Errorf("echoing provider: %s", failed)
+	}
+	seen += failed.Stdout + failed.Stderr
+
 	b, err := os.ReadFile(auditLog)
 	if err != nil {
 		t.Fatal(err)
@@ -129,9 +140,22 @@ func TestAuditLogHasNoSecrets(t *testing.T) {
 	if !strings.Contains(log, mountPath+"/config/seeded") || !strings.Contains(log, "hmac-sha256:") {
 		t.Fatalf("audit log does not look complete (%d bytes)", len(log))
 	}
+	serverLog, err := os.ReadFile(v.log) // trace level, plugin lines included
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(serverLog), "token obtained") {
+		t.Fatalf("the server log has no plugin lines (%d bytes)", len(serverLog))
+	}
 	for what, s := range secrets {
 		if strings.Contains(log, s) {
 			t.Errorf("audit log contains the %s in clear text", what)
+		}
+		if strings.Contains(string(serverLog), s) {
+			t.Errorf("the trace-level server log contains the %s", what)
+		}
+		if strings.Contains(seen, s) {
+			t.Errorf("a config read or error message contains the %s", what)
 		}
 	}
 }
