@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -40,7 +41,7 @@ func (c *clock) Add(d time.Duration) {
 type env struct {
 	t       *testing.T
 	b       *backend
-	storage *logical.InmemStorage
+	storage *faultyStorage
 	clock   *clock
 	fake    *fakeprovider.Server
 }
@@ -56,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	fake.AddClient(testClientID, testClientSecret)
 	fake.AddAPIKey(testAPIKey)
 
-	storage := &logical.InmemStorage{}
+	storage := &faultyStorage{InmemStorage: &logical.InmemStorage{}}
 	conf := logical.TestBackendConfig()
 	conf.StorageView = storage
 	b := newBackend(conf)
@@ -66,6 +67,21 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { b.Cleanup(context.Background()) })
 	return &env{t: t, b: b, storage: storage, clock: clk, fake: fake}
+}
+
+// faultyStorage is InmemStorage that can also fail just the write that
+// follows a rotation (a token state without the pending mark) while letting
+// the mark written before the refresh through: storage failing at the worst moment.
+type faultyStorage struct {
+	*logical.InmemStorage
+	failAfterRotation atomic.Bool
+}
+
+func (s *faultyStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if s.failAfterRotation.Load() && strings.HasPrefix(e.Key, tokenPrefix) && !strings.Contains(string(e.Value), `"refresh_pending":true`) {
+		return errors.New("injected: storage write failed after rotation")
+	}
+	return s.InmemStorage.Put(ctx, e)
 }
 
 func (e *env) do(op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
@@ -587,7 +603,7 @@ func TestStorageFailureKeepsNewestRefreshToken(t *testing.T) {
 	e.token("x")
 	e.clock.Add(2 * time.Hour)
 
-	e.storage.FailPut(true)
+	e.storage.failAfterRotation.Store(true)
 	_, err := e.do(logical.ReadOperation, "creds/x", nil)
 	if err == nil || !strings.Contains(err.Error(), "not saved") {
 		t.Fatalf("err = %v", err)
@@ -602,7 +618,7 @@ func TestStorageFailureKeepsNewestRefreshToken(t *testing.T) {
 	if _, err := e.do(logical.ReadOperation, "creds/x", nil); err == nil {
 		t.Fatal("storage still failing, yet no error")
 	}
-	e.storage.FailPut(false)
+	e.storage.failAfterRotation.Store(false)
 	e.clock.Add(2 * time.Hour)
 	e.token("x")
 	if n := e.fake.RefreshReuses(); n != 0 {
@@ -613,8 +629,67 @@ func TestStorageFailureKeepsNewestRefreshToken(t *testing.T) {
 	e.b.cache.Clear()
 	e.clock.Add(2 * time.Hour)
 	e.token("x")
-	if n := e.fake.RefreshReuses(); n != 0 {
-		t.Fatalf("after reload: %d reuses", n)
+	if n := e.fake.RefreshReuses(); n != 0 || e.fake.Grants("client_credentials") != 1 {
+		t.Fatalf("after reload: %d reuses, %d chains", n, e.fake.Grants("client_credentials"))
+	}
+}
+
+func TestStorageDownRefreshNotSent(t *testing.T) {
+	e := newEnv(t)
+	e.config("x", fakeprovider.Echo360, nil)
+	e.token("x")
+	e.clock.Add(2 * time.Hour)
+	e.storage.FailPut(true)
+	calls := e.fake.TotalCalls()
+	if _, err := e.do(logical.ReadOperation, "creds/x", nil); err == nil || !strings.Contains(err.Error(), "not attempted") {
+		t.Fatalf("err = %v", err)
+	}
+	if e.fake.TotalCalls() != calls {
+		t.Fatal("a refresh token was sent though its pending mark could not be stored")
+	}
+	e.storage.FailPut(false)
+	e.token("x")
+	if e.fake.Grants("refresh_token") != 1 || e.fake.Grants("client_credentials") != 1 {
+		t.Fatal("the chain did not continue once storage recovered")
+	}
+}
+
+// A process that died between sending a refresh token and saving the answer
+// leaves the pending mark; whoever loads the state next never resends it.
+func TestPendingRefreshAfterCrashIsNeverResent(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		dialect fakeprovider.Dialect
+		seeded  bool
+	}{{"echo360 heals", fakeprovider.Echo360, false}, {"seed-only needs a new seed", fakeprovider.APIVideo, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			extra := map[string]any{}
+			if tc.seeded {
+				extra = map[string]any{"api_key": nil, "refresh_token": e.fake.SeedRefreshToken(tc.dialect, testAPIKey)}
+			}
+			e.config("x", tc.dialect, extra)
+			e.token("x")
+			st, _ := loadState(context.Background(), e.storage, "x")
+			st.RefreshPending = true // as left by a process killed mid-refresh
+			if err := writeState(context.Background(), e.storage, "x", st); err != nil {
+				t.Fatal(err)
+			}
+			e.b.cache.Clear() // the next active node starts from storage
+			e.clock.Add(2 * time.Hour)
+			refreshes := e.fake.Grants("refresh_token")
+			_, err := e.do(logical.ReadOperation, "creds/x", nil)
+			if e.fake.Grants("refresh_token") != refreshes || e.fake.RefreshReuses() != 0 {
+				t.Fatal("a possibly spent refresh token was sent again")
+			}
+			if tc.seeded {
+				if err == nil || !strings.Contains(err.Error(), "write a new refresh_token") {
+					t.Fatalf("err = %v", err)
+				}
+			} else if err != nil || e.fake.Grants("client_credentials") != 2 {
+				t.Fatalf("not healed: %v", err)
+			}
+		})
 	}
 }
 

@@ -90,14 +90,14 @@ func TestFaultStorageWriteFailsAfterRotation(t *testing.T) {
 	lost := 0
 	for range n {
 		e.clock.Add(2 * time.Hour)
-		e.storage.FailPut(true)
+		e.storage.failAfterRotation.Store(true)
 		if _, err := e.do(logical.ReadOperation, "creds/x", nil); err == nil || !strings.Contains(err.Error(), "not saved") {
 			t.Fatalf("expected an unsaved-state error, got %v", err)
 		}
 		if rand.IntN(2) == 0 {
 			e.token("x") // the unsaved token is served from memory meanwhile
 		}
-		e.storage.FailPut(false)
+		e.storage.failAfterRotation.Store(false)
 		if rand.IntN(2) == 0 {
 			e.clock.Add(2 * time.Hour) // the next read rotates again, from the newest token
 		}

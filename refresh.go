@@ -133,7 +133,7 @@ func (b *backend) mintLocked(name string, w want) (*nameCache, error) {
 func (b *backend) obtain(ctx context.Context, name string, nc *nameCache) (*nameCache, *provider.Token, provider.Grant, error) {
 	ep := nc.cfg.endpoint()
 	if nc.state != nil && nc.state.RefreshToken != "" {
-		tok, err := b.exchange(ctx, name, nc, ep, provider.GrantRefreshToken, nc.state.RefreshToken)
+		tok, err := b.refresh(ctx, name, &nc, ep)
 		if err == nil {
 			return nc, tok, provider.GrantRefreshToken, nil
 		}
@@ -149,7 +149,7 @@ func (b *backend) obtain(ctx context.Context, name string, nc *nameCache) (*name
 		}
 		nc = nc.with(func(n *nameCache) {
 			dead := *n.state
-			dead.RefreshToken = ""
+			dead.RefreshToken, dead.RefreshPending = "", false
 			dead.NeedsRefreshToken = !ep.CanMint()
 			n.state = &dead
 		})
@@ -167,6 +167,45 @@ func (b *backend) obtain(ctx context.Context, name string, nc *nameCache) (*name
 		return nc, nil, "", fmt.Errorf("config %q holds no refresh token and no credentials for the %s grant", name, ep.BaseGrant())
 	}
 	return b.baseGrant(ctx, name, nc, ep)
+}
+
+// refresh sends the held refresh token once. Before sending, it stores the
+// state marked RefreshPending, so that if this process dies before the answer
+// is saved, whoever loads the state next knows the token may be spent and
+// never sends it again. A definite refusal that spends nothing (a 5xx, a 429)
+// clears the mark. *ncp is updated to what was published.
+func (b *backend) refresh(ctx context.Context, name string, ncp **nameCache, ep *provider.Endpoint) (*provider.Token, error) {
+	nc := *ncp
+	if nc.state.RefreshPending {
+		return nil, &provider.Error{MaybeConsumed: true,
+			Description: "an earlier refresh with this token has no recorded answer (a restart or failover mid-refresh); it may be spent"}
+	}
+	marked := nc.with(func(n *nameCache) {
+		st := *n.state
+		st.RefreshPending = true
+		n.state = &st
+	})
+	if err := writeState(ctx, b.storage, name, marked.state); err != nil {
+		// Not sent: the stored token stays good, but without the mark a
+		// crash could not be told apart from "never sent".
+		return nil, fmt.Errorf("refresh of %q not attempted, its state could not be saved first: %w", name, err)
+	}
+	nc = marked.with(func(n *nameCache) { n.dirty = false })
+	b.put(name, nc)
+	*ncp = nc
+
+	tok, err := b.exchange(ctx, name, nc, ep, provider.GrantRefreshToken, nc.state.RefreshToken)
+	var pe *provider.Error
+	if err != nil && errors.As(err, &pe) && !pe.InvalidGrant && !pe.MaybeConsumed {
+		// A definite answer that spent nothing: the token is still good.
+		cleared := nc.with(func(n *nameCache) {
+			st := *n.state
+			st.RefreshPending = false
+			n.state = &st
+		})
+		*ncp, _ = b.persist(ctx, name, cleared)
+	}
+	return tok, err
 }
 
 // baseGrant mints without a refresh token. It tries each client secret in

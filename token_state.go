@@ -24,6 +24,10 @@ type tokenState struct {
 	// last token) and the config cannot start a new one; an operator must
 	// write a new refresh_token.
 	NeedsRefreshToken bool `json:"needs_refresh_token,omitempty"`
+	// RefreshPending: RefreshToken was (about to be) sent and no answer was
+	// saved yet. Found on load, it means a process died mid-refresh: the
+	// token may be spent and is never sent again.
+	RefreshPending bool `json:"refresh_pending,omitempty"`
 }
 
 // expiryLeeway: a token this close to expiry is not handed out; it would die
@@ -55,7 +59,7 @@ func (s *tokenState) refreshDue(now time.Time, refreshAhead time.Duration) bool 
 
 // withoutAccessToken keeps the chain but forgets the access token, so the next read mints.
 func (s *tokenState) withoutAccessToken() *tokenState {
-	return &tokenState{RefreshToken: s.RefreshToken, NeedsRefreshToken: s.NeedsRefreshToken}
+	return &tokenState{RefreshToken: s.RefreshToken, NeedsRefreshToken: s.NeedsRefreshToken, RefreshPending: s.RefreshPending}
 }
 
 func loadState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
