@@ -171,7 +171,36 @@ type nameCache struct {
 	state  *tokenState // nil: no token state stored
 	// dirty: state is newer than storage (a write failed); it must win over storage.
 	dirty bool
+	// view holds the creds response values fixed by state, boxed once per
+	// snapshot so a cached read only assembles the map.
+	view credsView
 	health
+}
+
+// credsView is the part of a creds response that one token state fixes.
+type credsView struct {
+	accessToken, tokenType, expiresAt, expiresAtSeconds, rotationPeriod, scopes any
+}
+
+func newCredsView(st *tokenState) credsView {
+	if st == nil {
+		return credsView{}
+	}
+	v := credsView{
+		accessToken:      st.AccessToken,
+		tokenType:        st.TokenType,
+		expiresAt:        st.ExpiresAt.UTC().Format(time.RFC3339),
+		expiresAtSeconds: st.ExpiresAt.Unix(),
+		rotationPeriod:   int64(st.lifetime().Seconds()),
+	}
+	if len(st.Scopes) > 0 {
+		v.scopes = st.Scopes
+	}
+	return v
+}
+
+func newNameCache(cfg *providerConfig, client *http.Client, state *tokenState) *nameCache {
+	return &nameCache{cfg: cfg, client: client, state: state, view: newCredsView(state)}
 }
 
 // health is what the provider calls of one name taught us since the plugin
@@ -192,6 +221,9 @@ type health struct {
 func (nc *nameCache) with(change func(*nameCache)) *nameCache {
 	next := *nc
 	change(&next)
+	if next.state != nc.state {
+		next.view = newCredsView(next.state)
+	}
 	return &next
 }
 
@@ -214,7 +246,7 @@ func (b *backend) entry(ctx context.Context, s logical.Storage, name string) (*n
 	if err != nil {
 		return nil, fmt.Errorf("config %q: %w", name, err)
 	}
-	loaded := &nameCache{cfg: cfg, client: client, state: state}
+	loaded := newNameCache(cfg, client, state)
 	v, _ := b.cache.LoadOrStore(name, loaded)
 	if b.invalidations.Load() != epoch {
 		// Storage changed while we read it; do not keep what may be stale.

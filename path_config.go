@@ -323,7 +323,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		b.cache.Delete(name)
 		return nil, err
 	}
-	next := &nameCache{cfg: cfg, client: client, state: state}
+	next := newNameCache(cfg, client, state)
 	if v, ok := b.cache.Load(name); ok {
 		next.health = v.(*nameCache).health // counters survive a config edit
 	}

@@ -53,13 +53,18 @@ to read again. A delete evicts the cached access token.
 `
 
 func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name, err := nameField(d)
-	if err != nil {
+	// The name comes straight from the path and min_ttl is decoded only when
+	// sent: the field decoder is most of a cached read's allocations.
+	name, _ := d.Raw["name"].(string)
+	if err := validName(name); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	minTTL, _, err := field[int](d, "min_ttl")
-	if err != nil || minTTL < 0 {
-		return logical.ErrorResponse("min_ttl must be a non-negative duration"), nil
+	var minTTL int
+	if _, sent := d.Raw["min_ttl"]; sent {
+		var err error
+		if minTTL, _, err = field[int](d, "min_ttl"); err != nil || minTTL < 0 {
+			return logical.ErrorResponse("min_ttl must be a non-negative duration"), nil
+		}
 	}
 	nc, err := b.entry(ctx, req.Storage, name)
 	if err != nil {
@@ -117,18 +122,18 @@ func (b *backend) refreshWanted(nc *nameCache, now time.Time) bool {
 // manager. rotation_period and ttl make Vault Agent re-read when the next
 // token is due instead of on its default schedule.
 func credsResponse(nc *nameCache, now time.Time) *logical.Response {
-	st := nc.state
+	st, v := nc.state, nc.view
 	ttl := int64((st.ExpiresAt.Sub(now) - st.refreshWindow(nc.cfg.RefreshAhead)).Seconds())
 	data := map[string]any{
-		"access_token":       st.AccessToken,
-		"token_type":         st.TokenType,
-		"expires_at":         st.ExpiresAt.UTC().Format(time.RFC3339),
-		"expires_at_seconds": st.ExpiresAt.Unix(),
-		"rotation_period":    int64(st.lifetime().Seconds()),
+		"access_token":       v.accessToken,
+		"token_type":         v.tokenType,
+		"expires_at":         v.expiresAt,
+		"expires_at_seconds": v.expiresAtSeconds,
+		"rotation_period":    v.rotationPeriod,
 		"ttl":                max(ttl, minAgentTTL),
 	}
-	if len(st.Scopes) > 0 {
-		data["scopes"] = st.Scopes
+	if v.scopes != nil {
+		data["scopes"] = v.scopes
 	}
 	return &logical.Response{Data: data}
 }

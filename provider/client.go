@@ -66,6 +66,10 @@ type Client struct {
 // would carry credentials to a host nobody configured.
 func NewHTTPClient(caPEM string) (*http.Client, error) {
 	transport := cleanhttp.DefaultPooledTransport()
+	// One client serves every name that trusts the same CA, and the background
+	// pass runs many refreshes at once: keep their connections (and TLS
+	// sessions) instead of re-handshaking.
+	transport.MaxIdleConnsPerHost = 32
 	transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if caPEM != "" {
 		pool := x509.NewCertPool()
