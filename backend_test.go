@@ -759,7 +759,7 @@ func TestPeriodicRefresh(t *testing.T) {
 	if e.fake.TotalCalls() != 3 {
 		t.Fatal("a pass with fresh tokens called the provider")
 	}
-	e.clock.Add(56 * time.Minute)
+	e.clock.Add(57*time.Minute + 30*time.Second) // inside every name's jittered window
 	periodic()
 	if n := e.fake.Grants("refresh_token"); n != 3 {
 		t.Fatalf("background pass refreshed %d names, want 3", n)
@@ -772,10 +772,14 @@ func TestPeriodicRefresh(t *testing.T) {
 		t.Fatal("reads after the pass waited on the provider")
 	}
 	// Failures back off: a second pass right after a failed one does not call again.
-	e.clock.Add(56 * time.Minute)
+	e.clock.Add(57*time.Minute + 30*time.Second)
 	e.fake.Fail(100, fakeprovider.Fail500)
+	before := e.fake.TotalCalls()
 	periodic()
 	failed := e.fake.TotalCalls()
+	if failed != before+3 {
+		t.Fatalf("the failing pass made %d calls, want 3", failed-before)
+	}
 	periodic()
 	if e.fake.TotalCalls() != failed {
 		t.Fatal("background pass ignored the backoff")

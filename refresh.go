@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -381,7 +382,8 @@ func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) err
 		}
 		now := b.now()
 		due := nc.dirty || (nc.state != nil && nc.state.AccessToken != "" &&
-			nc.state.refreshDue(now, nc.cfg.RefreshAhead) && nc.refreshAllowed(now))
+			nc.state.refreshDue(now.Add(passJitter(name, nc.state.refreshWindow(nc.cfg.RefreshAhead))), nc.cfg.RefreshAhead) &&
+			nc.refreshAllowed(now))
 		if !due {
 			continue
 		}
@@ -401,6 +403,16 @@ func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) err
 	}
 	wg.Wait()
 	return nil
+}
+
+// passJitter delays a name's background refresh by up to a quarter of its
+// refresh window, fixed per name, so names minted together (a bulk import, a
+// restart) reach the provider spread over several passes, not in one burst.
+// Reads still refresh at the window's start.
+func passJitter(name string, window time.Duration) time.Duration {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	return -time.Duration(uint64(window/4) * uint64(h.Sum32()%1024) / 1024)
 }
 
 func errNoConfig(name string) error {
