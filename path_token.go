@@ -84,7 +84,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		minted, err := b.mint(ctx, name, w)
 		switch {
 		case err == nil:
-			nc = minted
+			nc, now = minted, b.now()
 		case errors.Is(err, logical.ErrReadOnly):
 			return nil, err // Vault forwards the request to the active node
 		case nc.state.usableFor(now, 0):
