@@ -205,20 +205,7 @@ func BenchmarkCredsReadCached(b *testing.B) {
 			panic(fmt.Sprintf("cached read failed: %v %v", resp, err))
 		}
 	}
-	b.Run("serial", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			read()
-		}
-	})
-	b.Run("parallel", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				read()
-			}
-		})
-	})
+	serialAndParallel(b, read)
 	if n := e.fake.TotalCalls(); n != calls {
 		b.Fatalf("cached reads made %d upstream calls", n-calls)
 	}
@@ -260,6 +247,11 @@ func BenchmarkNoopReadInProcess(b *testing.B) {
 			panic(fmt.Sprintf("noop read failed: %v", err))
 		}
 	}
+	serialAndParallel(b, read)
+}
+
+// serialAndParallel runs read as two sub-benchmarks: one goroutine, and GOMAXPROCS.
+func serialAndParallel(b *testing.B, read func()) {
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
