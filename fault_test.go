@@ -89,6 +89,7 @@ func TestFaultStorageWriteFailsAfterRotation(t *testing.T) {
 	e.config("x", fakeprovider.Echo360, nil)
 	lost := 0
 	for range n {
+		e.settle("x") // a background flush from the last trial must not mint under this one's fault
 		e.clock.Add(2 * time.Hour)
 		e.storage.failAfterRotation.Store(true)
 		if _, err := e.do(logical.ReadOperation, "creds/x", nil); err == nil || !strings.Contains(err.Error(), "not saved") {
