@@ -213,7 +213,6 @@ type health struct {
 
 	mints, refreshes, failures int
 	lastSuccessAt              time.Time
-	lastGrant                  provider.Grant
 	lastErr                    error
 	lastErrAt                  time.Time
 }

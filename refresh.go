@@ -358,7 +358,6 @@ func (h health) succeeded(grant provider.Grant, now time.Time) health {
 		h.mints++
 	}
 	h.lastSuccessAt = now
-	h.lastGrant = grant
 	return h
 }
 

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -251,18 +250,7 @@ func startHAFake(t *testing.T, lifetime time.Duration) (*Fake, *callLog) {
 		calls.add(now, msg)
 		t.Logf("%s %s", now.Format("15:04:05.000"), msg)
 	}
-	s := fakeprovider.New(fakeprovider.Options{TLS: true, Lifetime: lifetime, Logf: logf})
-	if err := s.Start(); err != nil {
-		t.Fatalf("starting fake provider: %v", err)
-	}
-	t.Cleanup(s.Close)
-	s.AddClient(fakeClientID, fakeClientSecret)
-	s.AddAPIKey(fakeAPIKey)
-	ca := filepath.Join(t.TempDir(), "fake-ca.pem")
-	if err := os.WriteFile(ca, []byte(s.CAPEM()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &Fake{Server: s, CAFile: ca}, calls
+	return startFakeLogging(t, lifetime, logf), calls
 }
 
 // callLog keeps the fake's request log lines with their times.

@@ -384,7 +384,13 @@ const (
 // credentials registered and the given token lifetime (0: dialect defaults), writes its CA to a file, and closes it at cleanup.
 func StartFake(t *testing.T, lifetime time.Duration) *Fake {
 	t.Helper()
-	s := fakeprovider.New(fakeprovider.Options{TLS: true, Lifetime: lifetime, Logf: t.Logf})
+	return startFakeLogging(t, lifetime, t.Logf)
+}
+
+// startFakeLogging is StartFake with the fake's one-line-per-request log sent to logf.
+func startFakeLogging(t *testing.T, lifetime time.Duration, logf func(string, ...any)) *Fake {
+	t.Helper()
+	s := fakeprovider.New(fakeprovider.Options{TLS: true, Lifetime: lifetime, Logf: logf})
 	if err := s.Start(); err != nil {
 		t.Fatalf("starting fake provider: %v", err)
 	}
