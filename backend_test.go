@@ -372,7 +372,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.config("good", fakeprovider.OAuth2, nil)
 	tok := e.token("good")
-	before := snapshot(t, e.storage)
+	before := storageDump(t, e.storage)
 	good := func(change map[string]any) map[string]any {
 		data := map[string]any{"provider": "oauth2", "token_url": e.fake.URL() + "/oauth2/token", "client_id": "id", "client_secret": "s"}
 		for k, v := range change {
@@ -422,7 +422,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 		if resp == nil || !resp.IsError() {
 			t.Errorf("%s: not a 400 error response: %v", name, err)
 		}
-		if after := snapshot(t, e.storage); after != before {
+		if after := storageDump(t, e.storage); after != before {
 			t.Errorf("%s: storage changed", name)
 		}
 	}
@@ -434,7 +434,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 	}
 }
 
-func snapshot(t *testing.T, s logical.Storage) string {
+func storageDump(t *testing.T, s logical.Storage) string {
 	t.Helper()
 	ctx := context.Background()
 	var b strings.Builder
@@ -498,11 +498,11 @@ func TestMalformedResponses(t *testing.T) {
 			e := newEnv(t)
 			e.config("x", fakeprovider.OAuth2, nil)
 			e.fake.Fail(1, mode)
-			before := snapshot(t, e.storage)
+			before := storageDump(t, e.storage)
 			if _, err := e.do(logical.ReadOperation, "creds/x", nil); err == nil || !strings.Contains(err.Error(), want) {
 				t.Fatalf("err = %v, want %q", err, want)
 			}
-			if snapshot(t, e.storage) != before {
+			if storageDump(t, e.storage) != before {
 				t.Fatal("a failed mint changed storage")
 			}
 			e.token("x") // the next read recovers
@@ -544,10 +544,10 @@ func TestInvalidGrantHealsWithBaseGrant(t *testing.T) {
 	e.config("x", fakeprovider.Echo360, nil)
 	e.token("x")
 	// Someone else spends our refresh token: replace the stored one with a dead one.
-	nc, _ := e.b.cache.Load("x")
-	st := *nc.(*nameCache).state
+	nc, _ := e.b.snapshots.Load("x")
+	st := *nc.(*snapshot).state
 	st.RefreshToken = "rt_dead"
-	e.b.put("x", nc.(*nameCache).with(func(n *nameCache) { n.state = &st }))
+	e.b.publish("x", nc.(*snapshot).with(func(n *snapshot) { n.state = &st }))
 	e.clock.Add(2 * time.Hour)
 	tok := e.token("x")
 	if !e.fake.Valid(tok) || e.fake.Grants("client_credentials") != 2 {
@@ -626,7 +626,7 @@ func TestStorageFailureKeepsNewestRefreshToken(t *testing.T) {
 	}
 	// Once storage works the newest state is persisted: a fresh backend on the
 	// same storage continues the chain.
-	e.b.cache.Clear()
+	e.b.snapshots.Clear()
 	e.clock.Add(2 * time.Hour)
 	e.token("x")
 	if n := e.fake.RefreshReuses(); n != 0 || e.fake.Grants("client_credentials") != 1 {
@@ -675,7 +675,7 @@ func TestPendingRefreshAfterCrashIsNeverResent(t *testing.T) {
 			if err := writeState(context.Background(), e.storage, "x", st); err != nil {
 				t.Fatal(err)
 			}
-			e.b.cache.Clear() // the next active node starts from storage
+			e.b.snapshots.Clear() // the next active node starts from storage
 			e.clock.Add(2 * time.Hour)
 			refreshes := e.fake.Grants("refresh_token")
 			_, err := e.do(logical.ReadOperation, "creds/x", nil)
@@ -721,7 +721,7 @@ func TestConfigChangesAndDeletes(t *testing.T) {
 	}
 
 	e.mustDo(logical.DeleteOperation, "config/x", nil)
-	if snapshot(t, e.storage) != "" {
+	if storageDump(t, e.storage) != "" {
 		t.Fatal("config delete left storage behind")
 	}
 	if _, err := e.do(logical.ReadOperation, "creds/x", nil); err == nil {

@@ -108,7 +108,7 @@ func TestFaultStorageWriteFailsAfterRotation(t *testing.T) {
 		if rand.IntN(4) == 0 {
 			// A restart after storage recovered: only what was stored remains.
 			e.settle("x")
-			e.b.cache.Clear()
+			e.b.snapshots.Clear()
 		}
 	}
 	t.Logf("FAULT storage-write-fails: trials=%d reuses=%d chains_lost_where_healable=%d cc_grants=%d",
@@ -146,9 +146,9 @@ func TestFaultProviderBursts(t *testing.T) {
 		}
 		e.fake.Fail(0, fakeprovider.Fail500)
 		e.settle("x")
-		e.clock.Add(3 * time.Second)          // past any Retry-After
-		e.b.cache.Range(func(k, v any) bool { // and past our own backoff, to test recovery
-			e.b.put(k.(string), v.(*nameCache).with(func(n *nameCache) { n.backoffUntil = time.Time{} }))
+		e.clock.Add(3 * time.Second)              // past any Retry-After
+		e.b.snapshots.Range(func(k, v any) bool { // and past our own backoff, to test recovery
+			e.b.publish(k.(string), v.(*snapshot).with(func(n *snapshot) { n.backoffUntil = time.Time{} }))
 			return true
 		})
 		if _, err := e.do(logical.ReadOperation, "creds/x", nil); err != nil {

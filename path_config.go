@@ -3,7 +3,6 @@ package tokenbroker
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -12,126 +11,6 @@ import (
 
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
-
-// configSchemaVersion is stored in every config entry so later changes can migrate.
-const configSchemaVersion = 1
-
-// Defaults and bounds for the timing fields.
-const (
-	defaultRefreshAhead = 5 * time.Minute
-	defaultDefaultTTL   = time.Hour
-	defaultTimeout      = 30 * time.Second
-	maxRefreshAhead     = 24 * time.Hour
-	minDefaultTTL       = 10 * time.Second
-	maxDefaultTTL       = 90 * 24 * time.Hour
-	minTimeout          = time.Second
-	maxTimeout          = 5 * time.Minute
-)
-
-// providerConfig is one stored config/<name> entry.
-type providerConfig struct {
-	SchemaVersion int              `json:"schema_version"`
-	Provider      provider.Dialect `json:"provider"`
-	TokenURL      string           `json:"token_url"`
-	RefreshURL    string           `json:"refresh_url,omitempty"`
-	ClientID      string           `json:"client_id,omitempty"`
-	ClientSecret  string           `json:"client_secret,omitempty"`
-	// ClientSecrets are further secrets tried in order when the provider
-	// refuses the first: rotation without downtime. The one that works is
-	// promoted to ClientSecret.
-	ClientSecrets []string           `json:"client_secrets,omitempty"`
-	APIKey        string             `json:"api_key,omitempty"`
-	Scopes        []string           `json:"scopes,omitempty"`
-	Audience      string             `json:"audience,omitempty"`
-	ExtraParams   map[string]string  `json:"extra_params,omitempty"`
-	AuthStyle     provider.AuthStyle `json:"auth_style,omitempty"`
-	Encoding      provider.Encoding  `json:"encoding,omitempty"`
-	RefreshAhead  time.Duration      `json:"refresh_ahead"`
-	DefaultTTL    time.Duration      `json:"default_ttl"`
-	Timeout       time.Duration      `json:"timeout"`
-	CAPEM         string             `json:"ca_pem,omitempty"`
-}
-
-func newProviderConfig() *providerConfig {
-	return &providerConfig{
-		SchemaVersion: configSchemaVersion,
-		Provider:      provider.OAuth2,
-		RefreshAhead:  defaultRefreshAhead,
-		DefaultTTL:    defaultDefaultTTL,
-		Timeout:       defaultTimeout,
-	}
-}
-
-func (c *providerConfig) endpoint() *provider.Endpoint {
-	var secret string
-	if all := c.secrets(); len(all) > 0 {
-		secret = all[0]
-	}
-	return &provider.Endpoint{
-		Dialect: c.Provider, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
-		ClientID: c.ClientID, ClientSecret: secret, APIKey: c.APIKey,
-		Scopes: c.Scopes, Audience: c.Audience, ExtraParams: c.ExtraParams,
-		AuthStyle: c.AuthStyle, Encoding: c.Encoding,
-	}
-}
-
-// secrets lists the client secrets to try, in order, without repeats.
-func (c *providerConfig) secrets() []string {
-	var out []string
-	for _, s := range append([]string{c.ClientSecret}, c.ClientSecrets...) {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// withSecretFirst returns a copy of c whose secret list starts with secret.
-func (c *providerConfig) withSecretFirst(secret string) *providerConfig {
-	next := *c
-	next.ClientSecret = secret
-	next.ClientSecrets = slices.DeleteFunc(c.secrets(), func(s string) bool { return s == secret })
-	return &next
-}
-
-// sameCredentials reports whether tokens minted under c are still those o would mint.
-func (c *providerConfig) sameCredentials(o *providerConfig) bool {
-	return c.Provider == o.Provider && c.TokenURL == o.TokenURL && c.RefreshURL == o.RefreshURL &&
-		c.ClientID == o.ClientID && slices.Equal(c.secrets(), o.secrets()) && c.APIKey == o.APIKey
-}
-
-// sameTokenShape reports whether an access token minted under c fits o's request.
-func (c *providerConfig) sameTokenShape(o *providerConfig) bool {
-	return slices.Equal(c.Scopes, o.Scopes) && c.Audience == o.Audience &&
-		mapsEqual(c.ExtraParams, o.ExtraParams) && c.AuthStyle == o.AuthStyle && c.Encoding == o.Encoding
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
-}
-
-func loadConfig(ctx context.Context, s logical.Storage, name string) (*providerConfig, error) {
-	entry, err := s.Get(ctx, configPrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("read config %q: %w", name, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	cfg := new(providerConfig)
-	if err := entry.DecodeJSON(cfg); err != nil {
-		return nil, fmt.Errorf("decode config %q: %w", name, err)
-	}
-	return cfg, nil
-}
 
 func pathConfig(b *backend) []*framework.Path {
 	return []*framework.Path{
@@ -195,8 +74,8 @@ var configFields = map[string]*framework.FieldSchema{
 	"scopes":        {Type: framework.TypeCommaStringSlice, Description: "Scopes to request (list, or a comma-separated string)."},
 	"audience":      {Type: framework.TypeString, Description: "Audience parameter to send with the base grant."},
 	"extra_params":  {Type: framework.TypeKVPairs, Description: "Extra token-request parameters (map, or key=value pairs)."},
-	"auth_style": {Type: framework.TypeString, Description: "Client authentication: basic (HTTP Basic) or body. Default: the provider's.",
-		AllowedValues: []any{"basic", "body"}},
+	"auth_style": {Type: framework.TypeString, Description: "Client authentication: basic (HTTP Basic), body, or none (a public client: client_id only). Default: the provider's.",
+		AllowedValues: []any{"basic", "body", "none"}},
 	"encoding": {Type: framework.TypeString, Description: "Request encoding: form, json or query. Default: the provider's.",
 		AllowedValues: []any{"form", "json", "query"}},
 	"refresh_ahead": {Type: framework.TypeDurationSecond, Default: int(defaultRefreshAhead.Seconds()),
@@ -299,7 +178,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if seed != "" {
 		state = &tokenState{RefreshToken: seed} // a new chain replaces the old one
 	}
-	if err := cfg.endpoint().Validate(state != nil && state.RefreshToken != ""); err != nil {
+	if err := cfg.validate(state != nil && state.RefreshToken != ""); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
 	client, err := b.httpClient(cfg.CAPEM)
@@ -310,24 +189,20 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		state = state.withoutAccessToken()
 	}
 
-	entry, err := logical.StorageEntryJSON(configPrefix+name, cfg)
-	if err != nil {
+	if err := writeConfig(ctx, req.Storage, name, cfg); err != nil {
 		return nil, err
-	}
-	if err := req.Storage.Put(ctx, entry); err != nil {
-		return nil, fmt.Errorf("write config %q: %w", name, err)
 	}
 	if err := writeState(ctx, req.Storage, name, state); err != nil {
 		// The config is stored but the token state is not what it must be:
-		// forget the cache so the next read reloads from storage.
-		b.cache.Delete(name)
+		// forget the snapshot so the next read reloads from storage.
+		b.forget(name)
 		return nil, err
 	}
-	next := newNameCache(cfg, client, state)
-	if v, ok := b.cache.Load(name); ok {
-		next.health = v.(*nameCache).health // counters survive a config edit
+	next := newSnapshot(cfg, client, state)
+	if old := b.loaded(name); old != nil {
+		next.health = old.health // counters survive a config edit
 	}
-	b.put(name, next)
+	b.publish(name, next)
 	return nil, nil
 }
 
@@ -339,14 +214,11 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	defer b.cache.Delete(name)
-	if err := req.Storage.Delete(ctx, tokenPrefix+name); err != nil {
-		return nil, fmt.Errorf("delete token state %q: %w", name, err)
+	defer b.forget(name)
+	if err := deleteState(ctx, req.Storage, name); err != nil {
+		return nil, err
 	}
-	if err := req.Storage.Delete(ctx, configPrefix+name); err != nil {
-		return nil, fmt.Errorf("delete config %q: %w", name, err)
-	}
-	return nil, nil
+	return nil, deleteConfig(ctx, req.Storage, name)
 }
 
 // apply sets the fields present in d, checks them, and returns a seed refresh
@@ -418,53 +290,4 @@ func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) 
 		*f.dst = dur
 	}
 	return seed, nil
-}
-
-// field reads an optional field of d as T; ok is false when it was not sent.
-func field[T any](d *framework.FieldData, key string) (v T, ok bool, err error) {
-	raw, ok, err := d.GetOkErr(key)
-	if err != nil {
-		return v, false, fmt.Errorf("%s: %w", key, err)
-	}
-	if !ok {
-		return v, false, nil
-	}
-	v, isT := raw.(T)
-	if !isT {
-		return v, false, fmt.Errorf("%s: unexpected type %T", key, raw)
-	}
-	return v, true, nil
-}
-
-// nameField returns the validated name from the path.
-func nameField(d *framework.FieldData) (string, error) {
-	name, _, err := field[string](d, "name")
-	if err != nil {
-		return "", err
-	}
-	return name, validName(name)
-}
-
-func cleanList(in []string) []string {
-	var out []string
-	for _, s := range in {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
-}
-
-func nonNilMap(m map[string]string) map[string]string {
-	if m == nil {
-		return map[string]string{}
-	}
-	return m
 }

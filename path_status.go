@@ -3,8 +3,6 @@ package tokenbroker
 import (
 	"context"
 
-	"time"
-
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -55,49 +53,42 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	nc, err := b.entry(ctx, req.Storage, name)
+	snap, err := b.snapshot(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
-	if nc == nil {
+	if snap == nil {
 		return nil, errNoConfig(name)
 	}
 	now := b.now()
-	st := nc.state
+	st := snap.state
 	if st == nil {
 		st = &tokenState{}
 	}
 	data := map[string]any{
-		"provider":             string(nc.cfg.Provider),
+		"provider":             string(snap.cfg.Provider),
 		"token_cached":         st.usableFor(now, 0),
 		"refresh_token_held":   st.RefreshToken != "",
 		"needs_refresh_token":  st.NeedsRefreshToken,
-		"state_saved":          !nc.dirty,
+		"state_saved":          !snap.dirty,
 		"last_grant":           string(st.Grant),
-		"mints":                nc.mints,
-		"refreshes":            nc.refreshes,
-		"failures":             nc.failures,
-		"consecutive_failures": nc.failing,
-		"last_success_at":      timeOrEmpty(nc.lastSuccessAt),
-		"last_error_at":        timeOrEmpty(nc.lastErrAt),
+		"mints":                snap.mints,
+		"refreshes":            snap.refreshes,
+		"failures":             snap.failures,
+		"consecutive_failures": snap.failing,
+		"last_success_at":      timeOrEmpty(snap.lastSuccessAt),
+		"last_error_at":        timeOrEmpty(snap.lastErrAt),
 		"last_error":           "",
-		"backoff_until":        timeOrEmpty(maxTime(nc.backoffUntil, nc.notBefore)),
+		"backoff_until":        timeOrEmpty(snap.holdsBack(now, true)),
 		"expires_at":           timeOrEmpty(st.ExpiresAt),
 		"issued_at":            timeOrEmpty(st.IssuedAt),
-		"healthy":              !st.NeedsRefreshToken && nc.failing == 0 && !nc.dirty,
+		"healthy":              !st.NeedsRefreshToken && snap.failing == 0 && !snap.dirty,
 	}
-	if nc.lastErr != nil {
-		data["last_error"] = nc.lastErr.Error()
+	if snap.lastErr != nil {
+		data["last_error"] = snap.lastErr.Error()
 	}
 	if !st.ExpiresAt.IsZero() {
 		data["expires_in_seconds"] = int64(st.ExpiresAt.Sub(now).Seconds())
 	}
 	return &logical.Response{Data: data}, nil
-}
-
-func timeOrEmpty(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339)
 }

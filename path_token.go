@@ -66,64 +66,56 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			return logical.ErrorResponse("min_ttl must be a non-negative duration"), nil
 		}
 	}
-	nc, err := b.entry(ctx, req.Storage, name)
+	snap, err := b.snapshot(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
-	if nc == nil {
+	if snap == nil {
 		return nil, errNoConfig(name)
 	}
 
 	now := b.now()
 	w := want{minTTL: time.Duration(minTTL) * time.Second}
 	var warning string
-	if !w.satisfiedBy(nc, now) {
+	if !w.satisfiedBy(snap, now) {
 		if b.cacheLog.IsDebug() {
-			b.cacheLog.Debug("no usable cached token; waiting for a mint", "name", name, "min_ttl", w.minTTL)
+			b.cacheLog.Debug("no usable cached token; waiting for the provider", "name", name, "min_ttl", w.minTTL)
 		}
-		minted, err := b.mint(ctx, name, w)
+		fresh, err := b.obtain(ctx, name, w)
 		switch {
 		case err == nil:
-			nc, now = minted, b.now()
+			snap, now = fresh, b.now()
 		case errors.Is(err, logical.ErrReadOnly):
 			return nil, err // Vault forwards the request to the active node
-		case nc.state.usableFor(now, 0):
+		case snap.state.usableFor(now, 0):
 			// The provider failed but the cached token is still valid: serve it.
 			warning = "a new token could not be obtained; returning the cached one: " + err.Error()
 		default:
 			return nil, err
 		}
-	} else if b.refreshWanted(nc, now) {
+	} else if snap.refreshWanted(now, 0) && b.WriteSafeReplicationState() {
 		if b.cacheLog.IsDebug() {
-			b.cacheLog.Debug("serving the cached token and refreshing in the background", "name", name, "expires_at", nc.state.ExpiresAt)
+			b.cacheLog.Debug("serving the cached token and refreshing in the background", "name", name, "expires_at", snap.state.ExpiresAt)
 		}
 		b.refreshInBackground(name)
 	}
 
-	resp := credsResponse(nc, now)
+	resp := credsResponse(snap, now)
 	if warning != "" {
 		resp.AddWarning(warning)
-	} else if nc.failing > 0 {
-		resp.AddWarning(fmt.Sprintf("the last refresh failed at %s: %v", nc.lastErrAt.UTC().Format(time.RFC3339), nc.lastErr))
+	} else if snap.failing > 0 {
+		resp.AddWarning(fmt.Sprintf("the last refresh failed at %s: %v", snap.lastErrAt.UTC().Format(time.RFC3339), snap.lastErr))
 	}
 	return resp, nil
-}
-
-// refreshWanted reports whether a read should start a background refresh: the
-// token is in its refresh window (or its state awaits saving), and this node
-// may call the provider.
-func (b *backend) refreshWanted(nc *nameCache, now time.Time) bool {
-	due := nc.dirty || (nc.state.refreshDue(now, nc.cfg.RefreshAhead) && nc.refreshAllowed(now))
-	return due && b.WriteSafeReplicationState()
 }
 
 // credsResponse is the creds read's answer. It carries no lease: these tokens
 // cannot be revoked, and a lease per read would flood Vault's expiration
 // manager. rotation_period and ttl make Vault Agent re-read when the next
 // token is due instead of on its default schedule.
-func credsResponse(nc *nameCache, now time.Time) *logical.Response {
-	st, v := nc.state, nc.view
-	ttl := int64((st.ExpiresAt.Sub(now) - st.refreshWindow(nc.cfg.RefreshAhead)).Seconds())
+func credsResponse(snap *snapshot, now time.Time) *logical.Response {
+	st, v := snap.state, snap.view
+	ttl := int64(st.refreshAt(snap.cfg.RefreshAhead).Sub(now).Seconds())
 	data := map[string]any{
 		"access_token":       v.accessToken,
 		"token_type":         v.tokenType,
@@ -149,14 +141,14 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	nc, err := b.entry(ctx, req.Storage, name)
-	if err != nil || nc == nil || nc.state == nil {
+	snap, err := b.snapshot(ctx, req.Storage, name)
+	if err != nil || snap == nil || snap.state == nil {
 		return nil, err
 	}
-	nc = nc.with(func(n *nameCache) { n.state = n.state.withoutAccessToken() })
-	if err := writeState(ctx, req.Storage, name, nc.state); err != nil {
+	snap = snap.withState(snap.state.withoutAccessToken())
+	if err := writeState(ctx, req.Storage, name, snap.state); err != nil {
 		return nil, err
 	}
-	b.put(name, nc.with(func(n *nameCache) { n.dirty = false }))
+	b.publish(name, snap.with(func(n *snapshot) { n.dirty = false }))
 	return nil, nil
 }

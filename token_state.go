@@ -10,6 +10,9 @@ import (
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
 
+// tokenPrefix keys token state entries by name, apart from config entries.
+const tokenPrefix = "token/"
+
 // tokenState is one name's stored token/<name> entry: the cached access token
 // and the refresh token that continues the chain.
 type tokenState struct {
@@ -46,20 +49,29 @@ func (s *tokenState) refreshWindow(refreshAhead time.Duration) time.Duration {
 	return min(refreshAhead, s.lifetime()/2)
 }
 
+// refreshAt is when the token enters its refresh window. This is the one
+// definition of "a refresh is due": reads, the background pass and the ttl
+// handed to Vault Agent all use it.
+func (s *tokenState) refreshAt(refreshAhead time.Duration) time.Time {
+	return s.ExpiresAt.Add(-s.refreshWindow(refreshAhead))
+}
+
 // usableFor reports whether the access token can be handed out with at least
 // need left (and never closer to expiry than its leeway).
 func (s *tokenState) usableFor(now time.Time, need time.Duration) bool {
 	return s != nil && s.AccessToken != "" && s.ExpiresAt.Sub(now) > max(need, s.leeway())
 }
 
-// refreshDue reports whether the token has entered its refresh window.
-func (s *tokenState) refreshDue(now time.Time, refreshAhead time.Duration) bool {
-	return s.ExpiresAt.Sub(now) <= s.refreshWindow(refreshAhead)
-}
-
 // withoutAccessToken keeps the chain but forgets the access token, so the next read mints.
 func (s *tokenState) withoutAccessToken() *tokenState {
 	return &tokenState{RefreshToken: s.RefreshToken, NeedsRefreshToken: s.NeedsRefreshToken, RefreshPending: s.RefreshPending}
+}
+
+// edited returns a copy of s changed by edit; states are never edited in place.
+func (s *tokenState) edited(edit func(*tokenState)) *tokenState {
+	next := *s
+	edit(&next)
+	return &next
 }
 
 func loadState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
@@ -80,10 +92,7 @@ func loadState(ctx context.Context, s logical.Storage, name string) (*tokenState
 // writeState stores st, or deletes the entry when st is nil.
 func writeState(ctx context.Context, s logical.Storage, name string, st *tokenState) error {
 	if st == nil {
-		if err := s.Delete(ctx, tokenPrefix+name); err != nil {
-			return fmt.Errorf("delete token state %q: %w", name, err)
-		}
-		return nil
+		return deleteState(ctx, s, name)
 	}
 	entry, err := logical.StorageEntryJSON(tokenPrefix+name, st)
 	if err != nil {
@@ -95,12 +104,9 @@ func writeState(ctx context.Context, s logical.Storage, name string, st *tokenSt
 	return nil
 }
 
-// currentState is the newest token state for name: the cached one when
-// loaded (it may be newer than storage after a failed write), else storage.
-// Callers hold the name's lock.
-func (b *backend) currentState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
-	if v, ok := b.cache.Load(name); ok {
-		return v.(*nameCache).state, nil
+func deleteState(ctx context.Context, s logical.Storage, name string) error {
+	if err := s.Delete(ctx, tokenPrefix+name); err != nil {
+		return fmt.Errorf("delete token state %q: %w", name, err)
 	}
-	return loadState(ctx, s, name)
+	return nil
 }

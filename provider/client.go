@@ -9,12 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	cleanhttp "github.com/hashicorp/go-cleanhttp"
 )
@@ -22,39 +19,6 @@ import (
 // MaxBody caps how much of a provider's response is read: a token response is
 // a few KiB, so anything near this is a misbehaving or hostile endpoint.
 const MaxBody = 1 << 20
-
-// Error is a provider's refusal, an unusable response, or a failed exchange.
-// Its message never carries a secret: descriptions are cleaned of the
-// credentials that were sent.
-type Error struct {
-	Status      int    // HTTP status; 0 when no response arrived
-	Code        string // OAuth error code (RFC 6749 §5.2) or the provider's equivalent
-	Description string
-	RetryAfter  time.Duration // from a Retry-After header (429/503)
-
-	// InvalidGrant: the refresh token was rejected; the chain it belongs to is dead.
-	InvalidGrant bool
-	// Temporary: an outage (5xx, 429, HTML, network) rather than a refusal.
-	Temporary bool
-	// MaybeConsumed: the request reached the provider but no answer came back,
-	// so a single-use refresh token it carried may already be spent.
-	MaybeConsumed bool
-}
-
-func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("provider")
-	if e.Status != 0 {
-		fmt.Fprintf(&b, " returned HTTP %d", e.Status)
-	}
-	if e.Code != "" {
-		fmt.Fprintf(&b, ": %s", e.Code)
-	}
-	if e.Description != "" {
-		fmt.Fprintf(&b, ": %s", e.Description)
-	}
-	return b.String()
-}
 
 // Client exchanges grants for tokens over HTTP.
 type Client struct {
@@ -91,7 +55,7 @@ func (c *Client) Exchange(ctx context.Context, e *Endpoint, grant Grant, refresh
 	secrets := []string{e.ClientSecret, e.APIKey, refreshToken}
 	req, err := e.NewRequest(ctx, grant, refreshToken)
 	if err != nil {
-		return nil, &Error{Description: redact(err.Error(), secrets)}
+		return nil, &Error{Class: Refused, Description: redact(err.Error(), secrets)}
 	}
 	// Whether the request was written decides whether a lost answer may have
 	// spent a single-use refresh token.
@@ -105,24 +69,24 @@ func (c *Client) Exchange(ctx context.Context, e *Endpoint, grant Grant, refresh
 	}))
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, &Error{
-			Description:   redact(transportMessage(req, err), secrets),
-			Temporary:     true,
-			MaybeConsumed: wrote.Load(),
+		class := Temporary
+		if wrote.Load() {
+			class = Lost
 		}
+		return nil, &Error{Class: class, Description: redact(transportMessage(req, err), secrets)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
 	if err != nil {
-		return nil, &Error{Status: resp.StatusCode, Description: "reading the response: " + redact(err.Error(), secrets), Temporary: true, MaybeConsumed: true}
+		return nil, &Error{Class: Lost, Status: resp.StatusCode, Description: "reading the response: " + redact(err.Error(), secrets)}
 	}
 	if len(body) > MaxBody {
-		return nil, &Error{Status: resp.StatusCode, Description: "the provider's response is larger than 1 MiB"}
+		return nil, &Error{Class: Refused, Status: resp.StatusCode, Description: "the provider's response is larger than 1 MiB"}
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return nil, &Error{Status: resp.StatusCode, Description: "the provider redirected the token request; configure the final URL instead"}
+		return nil, &Error{Class: Refused, Status: resp.StatusCode, Description: "the provider redirected the token request; configure the final URL instead"}
 	}
-	tok, err := parseResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body, grant == GrantRefreshToken)
+	tok, err := parseResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	if err != nil {
 		var pe *Error
 		if errors.As(err, &pe) {
@@ -147,31 +111,6 @@ func transportMessage(req *http.Request, err error) string {
 	}
 	where := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
 	return fmt.Sprintf("POST %s: %v", where, err)
-}
-
-// maxDescription bounds what a provider's text may add to an error message.
-const maxDescription = 300
-
-// redact removes every secret from s, drops control characters and caps its
-// length: provider text is untrusted and ends up in logs and API responses.
-func redact(s string, secrets []string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	for _, secret := range secrets {
-		if secret != "" {
-			// Also the encoded form a provider may echo from a form or query.
-			s = strings.ReplaceAll(s, secret, "[redacted]")
-			s = strings.ReplaceAll(s, url.QueryEscape(secret), "[redacted]")
-		}
-	}
-	if len(s) > maxDescription {
-		s = strings.ToValidUTF8(s[:maxDescription], "") + "…"
-	}
-	return s
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date), capped at an hour.

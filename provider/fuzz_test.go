@@ -16,11 +16,14 @@ func FuzzParseResponse(f *testing.F) {
 	f.Add(200, "text/html", []byte(`<html>`))
 	f.Add(200, "", []byte(`{"is_error":true,"message":7}`))
 	f.Fuzz(func(t *testing.T, status int, contentType string, body []byte) {
-		tok, err := parseResponse(status, contentType, body, status%2 == 0)
+		tok, err := parseResponse(status, contentType, body)
 		if err != nil {
 			var pe *Error
 			if !errors.As(err, &pe) {
 				t.Fatalf("error %T is not *Error", err)
+			}
+			if pe.Class < Temporary || pe.Class > Refused {
+				t.Fatalf("error %v has no class (%d)", err, pe.Class)
 			}
 			return
 		}

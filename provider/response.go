@@ -19,18 +19,25 @@ type Token struct {
 	TokenType    string
 	RefreshToken string        // "" when the provider issued none
 	ExpiresIn    time.Duration // 0 when the provider did not say
-	Scopes       []string      // nil when the provider did not say
+	// RefreshExpiresIn is the refresh token's lifetime, when the provider
+	// says (refresh_token_expires_in, or Intuit's x_refresh_token_expires_in).
+	RefreshExpiresIn time.Duration
+	Scopes           []string // nil when the provider did not say
 }
 
 // tokenJSON covers RFC 6749 §5.1/§5.2, api.video's problem+json errors and
 // Endorsed's is_error flag. Unknown fields are ignored.
 type tokenJSON struct {
-	AccessToken  string    `json:"access_token"`
-	TokenType    string    `json:"token_type"`
-	RefreshToken string    `json:"refresh_token"`
-	ExpiresIn    seconds   `json:"expires_in"` // a number, or a numeric string (Endorsed)
-	Scope        scopeList `json:"scope"`      // space-delimited string, or an array (Endorsed)
-	IsError      bool      `json:"is_error"`   // Endorsed
+	AccessToken  string  `json:"access_token"`
+	TokenType    string  `json:"token_type"`
+	RefreshToken string  `json:"refresh_token"`
+	ExpiresIn    seconds `json:"expires_in"` // a number, or a numeric string (Endorsed)
+	// The refresh token's lifetime: GitHub and Microsoft name it
+	// refresh_token_expires_in, Intuit x_refresh_token_expires_in.
+	RefreshExpiresIn  lenientSeconds `json:"refresh_token_expires_in"`
+	XRefreshExpiresIn lenientSeconds `json:"x_refresh_token_expires_in"`
+	Scope             scopeList      `json:"scope"`    // space-delimited string, or an array (Endorsed)
+	IsError           bool           `json:"is_error"` // Endorsed
 
 	ErrorCode        string `json:"error"`
 	ErrorDescription string `json:"error_description"`
@@ -62,6 +69,18 @@ func (s *seconds) UnmarshalJSON(b []byte) error {
 		return errors.New("expires_in is not a number")
 	}
 	*s = seconds(clampSeconds(f))
+	return nil
+}
+
+// lenientSeconds is an optional lifetime: an unreadable value means "not said"
+// rather than an unusable response.
+type lenientSeconds seconds
+
+func (s *lenientSeconds) UnmarshalJSON(b []byte) error {
+	var v seconds
+	if v.UnmarshalJSON(b) == nil {
+		*s = lenientSeconds(v)
+	}
 	return nil
 }
 
@@ -99,13 +118,14 @@ func (s *scopeList) UnmarshalJSON(b []byte) error {
 // Like golang.org/x/oauth2's internal/token.go it takes JSON or a form-encoded
 // body, numbers or strings for expires_in, and ignores unknown fields; it
 // rejects clearly what cannot be used.
-func parseResponse(status int, contentType string, body []byte, refresh bool) (*Token, error) {
+func parseResponse(status int, contentType string, body []byte) (*Token, error) {
 	failed := status < 200 || status > 299
 	mediaType, _, _ := mime.ParseMediaType(contentType)
 	trimmed := bytes.TrimSpace(body)
 
 	if mediaType == "text/html" || bytes.HasPrefix(trimmed, []byte("<")) {
-		return nil, &Error{Status: status, Description: "the provider answered with an HTML page, not a token response", Temporary: true}
+		// A gateway's error or login page: the provider itself never answered.
+		return nil, &Error{Class: Temporary, Status: status, Description: "the provider answered with an HTML page, not a token response"}
 	}
 
 	var tj tokenJSON
@@ -123,8 +143,9 @@ func parseResponse(status int, contentType string, body []byte, refresh bool) (*
 		if scope := strings.Fields(vals.Get("scope")); len(scope) > 0 {
 			tj.Scope = scope
 		}
-		n, _ := strconv.ParseFloat(vals.Get("expires_in"), 64)
-		tj.ExpiresIn = seconds(clampSeconds(n))
+		tj.ExpiresIn = formSeconds(vals.Get("expires_in"))
+		tj.RefreshExpiresIn = lenientSeconds(formSeconds(vals.Get("refresh_token_expires_in")))
+		tj.XRefreshExpiresIn = lenientSeconds(formSeconds(vals.Get("x_refresh_token_expires_in")))
 	default:
 		if err := json.Unmarshal(trimmed, &tj); err != nil {
 			var typeErr *json.UnmarshalTypeError
@@ -134,16 +155,16 @@ func parseResponse(status int, contentType string, body []byte, refresh bool) (*
 			case failed:
 				return nil, unparsable(status, failed, "JSON")
 			default:
-				return nil, &Error{Status: status, Description: "the provider's response is not a usable token response: " + err.Error()}
+				return nil, &Error{Class: Refused, Status: status, Description: "the provider's response is not a usable token response: " + err.Error()}
 			}
 		}
 	}
 
 	if failed || tj.IsError || tj.ErrorCode != "" {
-		return nil, tj.asError(status, refresh)
+		return nil, tj.asError(status)
 	}
 	if tj.AccessToken == "" {
-		return nil, &Error{Status: status, Description: "the provider's response has no access_token"}
+		return nil, &Error{Class: Refused, Status: status, Description: "the provider's response has no access_token"}
 	}
 	tok := &Token{
 		AccessToken:  tj.AccessToken,
@@ -151,6 +172,8 @@ func parseResponse(status int, contentType string, body []byte, refresh bool) (*
 		RefreshToken: tj.RefreshToken,
 		ExpiresIn:    time.Duration(tj.ExpiresIn) * time.Second,
 		Scopes:       tj.Scope,
+
+		RefreshExpiresIn: time.Duration(max(tj.RefreshExpiresIn, tj.XRefreshExpiresIn)) * time.Second,
 	}
 	if tok.TokenType == "" {
 		tok.TokenType = "Bearer"
@@ -160,14 +183,21 @@ func parseResponse(status int, contentType string, body []byte, refresh bool) (*
 
 func unparsable(status int, failed bool, format string) *Error {
 	if failed {
-		return &Error{Status: status, Description: "the provider's error response is not " + format, Temporary: status >= 500}
+		return &Error{Class: classOf(status), Status: status, Description: "the provider's error response is not " + format}
 	}
-	return &Error{Status: status, Description: "the provider's response is not valid " + format}
+	return &Error{Class: Refused, Status: status, Description: "the provider's response is not valid " + format}
 }
 
-// asError folds the error shapes the dialects use into one *Error.
-func (tj *tokenJSON) asError(status int, refresh bool) *Error {
-	e := &Error{Status: status, Code: tj.ErrorCode}
+// formSeconds reads a lifetime from a form-encoded answer.
+func formSeconds(v string) seconds {
+	n, _ := strconv.ParseFloat(v, 64)
+	return seconds(clampSeconds(n))
+}
+
+// asError folds the error shapes the dialects use into one *Error. An error
+// inside a 2xx (GitHub, Endorsed's is_error) is a refusal like a 4xx.
+func (tj *tokenJSON) asError(status int) *Error {
+	e := &Error{Class: classOf(status), Status: status, Code: tj.ErrorCode}
 	if e.Code == "" && tj.Type != "" {
 		e.Code = path.Base(tj.Type) // api.video: a documentation URL naming the problem
 	}
@@ -175,11 +205,6 @@ func (tj *tokenJSON) asError(status int, refresh bool) *Error {
 	if e.Description == "" && e.Code == "" {
 		e.Description = "the provider refused the request"
 	}
-	e.Temporary = status >= 500 || status == 429 || status == 408
-	// A refresh refused with invalid_grant, or with a bare 400/401 and no code
-	// (api.video), means the refresh token is spent or revoked.
-	e.InvalidGrant = e.Code == "invalid_grant" ||
-		(refresh && tj.ErrorCode == "" && (status == 400 || status == 401))
 	return e
 }
 

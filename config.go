@@ -1,0 +1,196 @@
+package tokenbroker
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
+)
+
+// configPrefix keys config entries by name (so LIST works); token state is a
+// separate entry (token_state.go).
+const configPrefix = "config/"
+
+// configSchemaVersion is stored in every config entry so later changes can migrate.
+const configSchemaVersion = 1
+
+// Defaults and bounds for the timing fields.
+const (
+	defaultRefreshAhead = 5 * time.Minute
+	defaultDefaultTTL   = time.Hour
+	defaultTimeout      = 30 * time.Second
+	maxRefreshAhead     = 24 * time.Hour
+	minDefaultTTL       = 10 * time.Second
+	maxDefaultTTL       = 90 * 24 * time.Hour
+	minTimeout          = time.Second
+	maxTimeout          = 5 * time.Minute
+)
+
+// providerConfig is one stored config/<name> entry.
+type providerConfig struct {
+	SchemaVersion int              `json:"schema_version"`
+	Provider      provider.Dialect `json:"provider"`
+	TokenURL      string           `json:"token_url"`
+	RefreshURL    string           `json:"refresh_url,omitempty"`
+	ClientID      string           `json:"client_id,omitempty"`
+	ClientSecret  string           `json:"client_secret,omitempty"`
+	// ClientSecrets are further secrets tried in order when the provider
+	// refuses the first: rotation without downtime. The one that works is
+	// promoted to ClientSecret.
+	ClientSecrets []string           `json:"client_secrets,omitempty"`
+	APIKey        string             `json:"api_key,omitempty"`
+	Scopes        []string           `json:"scopes,omitempty"`
+	Audience      string             `json:"audience,omitempty"`
+	ExtraParams   map[string]string  `json:"extra_params,omitempty"`
+	AuthStyle     provider.AuthStyle `json:"auth_style,omitempty"`
+	Encoding      provider.Encoding  `json:"encoding,omitempty"`
+	RefreshAhead  time.Duration      `json:"refresh_ahead"`
+	DefaultTTL    time.Duration      `json:"default_ttl"`
+	Timeout       time.Duration      `json:"timeout"`
+	CAPEM         string             `json:"ca_pem,omitempty"`
+}
+
+func newProviderConfig() *providerConfig {
+	return &providerConfig{
+		SchemaVersion: configSchemaVersion,
+		Provider:      provider.OAuth2,
+		RefreshAhead:  defaultRefreshAhead,
+		DefaultTTL:    defaultDefaultTTL,
+		Timeout:       defaultTimeout,
+	}
+}
+
+// endpoint is the wire view of c, with its first client secret.
+func (c *providerConfig) endpoint() *provider.Endpoint {
+	var secret string
+	if all := c.secrets(); len(all) > 0 {
+		secret = all[0]
+	}
+	return &provider.Endpoint{
+		Dialect: c.Provider, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
+		ClientID: c.ClientID, ClientSecret: secret, APIKey: c.APIKey,
+		Scopes: c.Scopes, Audience: c.Audience, ExtraParams: c.ExtraParams,
+		AuthStyle: c.AuthStyle, Encoding: c.Encoding,
+	}
+}
+
+// secrets lists the client secrets to try, in order, without repeats.
+func (c *providerConfig) secrets() []string {
+	var out []string
+	for _, s := range append([]string{c.ClientSecret}, c.ClientSecrets...) {
+		if s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// withSecretFirst returns a copy of c whose secret list starts with secret.
+func (c *providerConfig) withSecretFirst(secret string) *providerConfig {
+	next := *c
+	next.ClientSecret = secret
+	next.ClientSecrets = slices.DeleteFunc(c.secrets(), func(s string) bool { return s == secret })
+	return &next
+}
+
+// sameCredentials reports whether tokens minted under c are still those o would mint.
+func (c *providerConfig) sameCredentials(o *providerConfig) bool {
+	return c.Provider == o.Provider && c.TokenURL == o.TokenURL && c.RefreshURL == o.RefreshURL &&
+		c.ClientID == o.ClientID && slices.Equal(c.secrets(), o.secrets()) && c.APIKey == o.APIKey
+}
+
+// sameTokenShape reports whether an access token minted under c fits o's request.
+func (c *providerConfig) sameTokenShape(o *providerConfig) bool {
+	return slices.Equal(c.Scopes, o.Scopes) && c.Audience == o.Audience &&
+		maps.Equal(c.ExtraParams, o.ExtraParams) && c.AuthStyle == o.AuthStyle && c.Encoding == o.Encoding
+}
+
+// credentialFields names, in config terms, what the wire says is missing.
+var credentialFields = map[provider.Credential]string{
+	provider.NeedsClientID:     "client_id",
+	provider.NeedsClientSecret: "client_secret",
+	provider.NeedsAPIKey:       "api_key",
+}
+
+// validate checks c as a whole: a known dialect and styles, usable URLs,
+// extra params that override nothing, and credentials for at least one grant
+// (hasSeed: a seed refresh token is held).
+func (c *providerConfig) validate(hasSeed bool) error {
+	if !c.Provider.Valid() {
+		return fmt.Errorf("unknown provider %q (want one of %s)", c.Provider, provider.DialectNames())
+	}
+	if c.AuthStyle != "" && !c.AuthStyle.Valid() {
+		return fmt.Errorf("unknown auth_style %q (want basic, body or none)", c.AuthStyle)
+	}
+	if c.Encoding != "" && !c.Encoding.Valid() {
+		return fmt.Errorf("unknown encoding %q (want form, json or query)", c.Encoding)
+	}
+	if c.TokenURL == "" {
+		return fmt.Errorf("token_url is required")
+	}
+	if err := provider.CheckURL(c.TokenURL); err != nil {
+		return fmt.Errorf("token_url: %w", err)
+	}
+	if c.RefreshURL != "" {
+		if err := provider.CheckURL(c.RefreshURL); err != nil {
+			return fmt.Errorf("refresh_url: %w", err)
+		}
+	}
+	for k := range c.ExtraParams {
+		if provider.Reserved(k) {
+			return fmt.Errorf("extra_params may not set %q: the provider preset or a config field sets it", k)
+		}
+	}
+	ep := c.endpoint()
+	mint := ep.MintNeeds()
+	switch {
+	case mint == "":
+		return nil
+	case hasSeed && ep.RefreshNeeds() != "":
+		return fmt.Errorf("provider %s needs %s", c.Provider, credentialFields[ep.RefreshNeeds()])
+	case hasSeed:
+		return nil
+	case mint == provider.NeedsClientID:
+		return fmt.Errorf("provider %s needs client_id", c.Provider)
+	default:
+		return fmt.Errorf("provider %s needs %s (or a seed refresh_token)", c.Provider, credentialFields[mint])
+	}
+}
+
+func loadConfig(ctx context.Context, s logical.Storage, name string) (*providerConfig, error) {
+	entry, err := s.Get(ctx, configPrefix+name)
+	if err != nil {
+		return nil, fmt.Errorf("read config %q: %w", name, err)
+	}
+	if entry == nil {
+		return nil, nil
+	}
+	cfg := new(providerConfig)
+	if err := entry.DecodeJSON(cfg); err != nil {
+		return nil, fmt.Errorf("decode config %q: %w", name, err)
+	}
+	return cfg, nil
+}
+
+func writeConfig(ctx context.Context, s logical.Storage, name string, cfg *providerConfig) error {
+	entry, err := logical.StorageEntryJSON(configPrefix+name, cfg)
+	if err != nil {
+		return fmt.Errorf("encode config %q: %w", name, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("write config %q: %w", name, err)
+	}
+	return nil
+}
+
+func deleteConfig(ctx context.Context, s logical.Storage, name string) error {
+	if err := s.Delete(ctx, configPrefix+name); err != nil {
+		return fmt.Errorf("delete config %q: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,108 @@
+package tokenbroker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// want says when an existing access token is good enough.
+type want struct {
+	minTTL time.Duration
+	// beyondWindow: the token must also be outside its refresh window
+	// (the background refresh's standard).
+	beyondWindow bool
+}
+
+func (w want) satisfiedBy(s *snapshot, now time.Time) bool {
+	need := w.minTTL
+	if w.beyondWindow && s.state != nil {
+		need = max(need, s.state.ExpiresAt.Sub(s.state.refreshAt(s.cfg.RefreshAhead)))
+	}
+	return s.state.usableFor(now, need)
+}
+
+// background is what a refresh nobody waits for wants; our own backoff
+// applies to it, not to a caller that waits.
+var background = want{beyondWindow: true}
+
+// obtain waits until name holds a token that satisfies w, calling the
+// provider if it must. Concurrent callers share one upstream call; the call
+// runs on the backend's context, so a caller that gives up cannot cut it short.
+func (b *backend) obtain(ctx context.Context, name string, w want) (*snapshot, error) {
+	for attempt := 1; ; attempt++ {
+		ch := b.flight.DoChan(name, func() (any, error) { return b.lockAndObtain(name, w) })
+		select {
+		case r := <-ch:
+			snap, _ := r.Val.(*snapshot)
+			if r.Shared && attempt == 1 && (snap == nil || !w.satisfiedBy(snap, b.now())) {
+				// We joined a call made for another need (a background
+				// refresh, a smaller min_ttl) that did not meet ours: make our own.
+				continue
+			}
+			return snap, r.Err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// refreshInBackground starts one refresh of name, if none is running, and
+// does not wait for it.
+func (b *backend) refreshInBackground(name string) {
+	b.flight.DoChan(name, func() (any, error) { return b.lockAndObtain(name, background) })
+}
+
+// lockAndObtain takes name's lock, re-reads its newest snapshot, returns it if
+// it already satisfies w, and otherwise renews the chain (chain.go): the
+// only way to the provider. It persists and publishes what it obtains.
+func (b *backend) lockAndObtain(name string, w want) (*snapshot, error) {
+	lock := b.lockFor(name)
+	lock.Lock()
+	defer lock.Unlock()
+	ctx := b.ctx
+
+	snap, err := b.snapshot(ctx, b.storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if snap == nil {
+		return nil, errNoConfig(name)
+	}
+	if !b.WriteSafeReplicationState() {
+		// Only a node that can write storage may rotate a chain.
+		return snap, logical.ErrReadOnly
+	}
+	// A state not yet saved is saved first; if that still fails, renewing
+	// goes on from the newest (in-memory) refresh token and saves again.
+	var flushErr error
+	if snap.dirty {
+		snap, flushErr = b.persist(ctx, name, snap)
+	}
+	now := b.now()
+	if w.satisfiedBy(snap, now) {
+		return snap, flushErr
+	}
+	if snap.state != nil && snap.state.NeedsRefreshToken {
+		return snap, errNeedsRefreshToken(name, nil)
+	}
+	if until := snap.holdsBack(now, w.beyondWindow); !until.IsZero() {
+		return snap, fmt.Errorf("provider for %q is backing off until %s after: %w",
+			name, until.UTC().Format(time.RFC3339), snap.lastErr)
+	}
+
+	snap, tok, err := b.renew(ctx, name, snap)
+	if err != nil {
+		snap = snap.with(func(n *snapshot) { n.health = n.health.failed(err, now) })
+		b.publish(name, snap)
+		return snap, err
+	}
+	now = b.now()
+	snap = snap.with(func(n *snapshot) {
+		n.state = n.newState(tok, now)
+		n.health = n.health.succeeded(tok.grant, now)
+	})
+	return b.persist(ctx, name, snap)
+}

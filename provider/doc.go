@@ -1,0 +1,16 @@
+// Package provider speaks token endpoints: it builds token requests and reads
+// token responses. It knows nothing about Vault or about config field names.
+//
+// A token request is assembled from parts, each in a file of its own:
+//
+//   - a grant, what is asked for (grant_*.go): client credentials (RFC 6749
+//     §4.4), refresh (RFC 6749 §6), api.video's API key and refresh;
+//   - a client authentication (auth_*.go): HTTP Basic or body parameters
+//     (RFC 6749 §2.3.1), or none (a public client, RFC 6749 §2.1);
+//   - an encoding (encoding.go): form, JSON or query string;
+//   - a response reading (response.go): RFC 6749 §5.1 fields, tolerant of the
+//     shapes providers really send, and one classification of every failure
+//     (error.go).
+//
+// A dialect (dialect.go) is one row of data choosing these parts.
+package provider

@@ -1,0 +1,27 @@
+package provider
+
+// clientCredentials asks for a token for the client itself (RFC 6749 §4.4.2),
+// with the configured scopes and audience.
+var clientCredentials = grant{
+	name:  GrantClientCredentials,
+	oauth: true,
+	params: func(e *Endpoint, _ string) []param {
+		params := []param{{"grant_type", string(GrantClientCredentials)}}
+		if len(e.Scopes) > 0 {
+			params = append(params, param{"scope", e.Scopes})
+		}
+		if e.Audience != "" {
+			params = append(params, param{"audience", e.Audience})
+		}
+		return params
+	},
+	needs: func(e *Endpoint) Credential {
+		switch {
+		case e.ClientID == "":
+			return NeedsClientID
+		case e.ClientSecret == "":
+			return NeedsClientSecret
+		}
+		return ""
+	},
+}

@@ -1,0 +1,139 @@
+package tokenbroker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// snapshot is one name's loaded view: its config, token state and health,
+// fixed at one moment. Changes publish a new snapshot; one is never edited in
+// place, so the read path reads it without a lock.
+type snapshot struct {
+	cfg    *providerConfig
+	client *http.Client
+	state  *tokenState // nil: no token state stored
+	// dirty: state is newer than storage (a write failed); it must win over storage.
+	dirty bool
+	// view holds the creds response values fixed by state, boxed once per
+	// snapshot so a cached read only assembles the map.
+	view credsView
+	health
+}
+
+// credsView is the part of a creds response that one token state fixes.
+type credsView struct {
+	accessToken, tokenType, expiresAt, expiresAtSeconds, rotationPeriod, scopes any
+}
+
+func newCredsView(st *tokenState) credsView {
+	if st == nil {
+		return credsView{}
+	}
+	v := credsView{
+		accessToken:      st.AccessToken,
+		tokenType:        st.TokenType,
+		expiresAt:        st.ExpiresAt.UTC().Format(time.RFC3339),
+		expiresAtSeconds: st.ExpiresAt.Unix(),
+		rotationPeriod:   int64(st.lifetime().Seconds()),
+	}
+	if len(st.Scopes) > 0 {
+		v.scopes = st.Scopes
+	}
+	return v
+}
+
+func newSnapshot(cfg *providerConfig, client *http.Client, state *tokenState) *snapshot {
+	return &snapshot{cfg: cfg, client: client, state: state, view: newCredsView(state)}
+}
+
+// with returns a copy of s changed by change.
+func (s *snapshot) with(change func(*snapshot)) *snapshot {
+	next := *s
+	change(&next)
+	if next.state != s.state {
+		next.view = newCredsView(next.state)
+	}
+	return &next
+}
+
+// withState returns a copy of s holding st.
+func (s *snapshot) withState(st *tokenState) *snapshot {
+	return s.with(func(n *snapshot) { n.state = st })
+}
+
+// refreshWanted reports whether the chain should be renewed now: its state
+// awaits saving, or the token is in its refresh window and nothing holds us
+// back. delay pushes the window's start later (the background pass's jitter).
+func (s *snapshot) refreshWanted(now time.Time, delay time.Duration) bool {
+	if s.dirty {
+		return true
+	}
+	return s.refreshAllowed(now) && s.state.AccessToken != "" &&
+		!now.Before(s.state.refreshAt(s.cfg.RefreshAhead).Add(delay))
+}
+
+// refreshAllowed reports whether a refresh that nobody waits for may call
+// the provider now.
+func (s *snapshot) refreshAllowed(now time.Time) bool {
+	return s.state != nil && !s.state.NeedsRefreshToken && s.holdsBack(now, true).IsZero()
+}
+
+// snapshot returns name's snapshot, loading it from storage on first use.
+// It returns nil when the name has no config.
+func (b *backend) snapshot(ctx context.Context, s logical.Storage, name string) (*snapshot, error) {
+	if snap := b.loaded(name); snap != nil {
+		return snap, nil
+	}
+	epoch := b.invalidations.Load()
+	cfg, err := loadConfig(ctx, s, name)
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	state, err := loadState(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	client, err := b.httpClient(cfg.CAPEM)
+	if err != nil {
+		return nil, fmt.Errorf("config %q: %w", name, err)
+	}
+	loaded := newSnapshot(cfg, client, state)
+	v, _ := b.snapshots.LoadOrStore(name, loaded)
+	if b.invalidations.Load() != epoch {
+		// Storage changed while we read it; do not keep what may be stale.
+		b.snapshots.CompareAndDelete(name, loaded)
+	}
+	return v.(*snapshot), nil
+}
+
+// loaded returns name's snapshot if one is in memory, else nil.
+func (b *backend) loaded(name string) *snapshot {
+	if v, ok := b.snapshots.Load(name); ok {
+		return v.(*snapshot)
+	}
+	return nil
+}
+
+// publish makes snap what readers of name see.
+func (b *backend) publish(name string, snap *snapshot) { b.snapshots.Store(name, snap) }
+
+// forget drops name's snapshot, so the next read loads it from storage.
+func (b *backend) forget(name string) { b.snapshots.Delete(name) }
+
+// currentState is the newest token state for name: the loaded one (it may be
+// newer than storage after a failed write), else storage. Callers hold the
+// name's lock.
+func (b *backend) currentState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
+	if snap := b.loaded(name); snap != nil {
+		return snap.state, nil
+	}
+	return loadState(ctx, s, name)
+}
+
+func errNoConfig(name string) error {
+	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("no config named %q", name))
+}
