@@ -23,13 +23,13 @@ type obtained struct {
 }
 
 // renew obtains a new token for snap's chain: the refresh grant when a
-// refresh token is held, else the base grant. A refresh token the provider
-// refused, or may have spent without answering, is dropped and persisted at
-// once so it is never sent again; the base grant then starts a new chain if
-// the config can mint. Callers hold the name's lock.
+// refresh token is held (and refresh_grant allows it), else the base grant.
+// A refresh token the provider refused, or may have spent without answering,
+// is dropped and persisted at once so it is never sent again; the base grant
+// then starts a new chain if the config can mint. Callers hold the name's lock.
 func (b *backend) renew(ctx context.Context, name string, snap *snapshot) (*snapshot, obtained, error) {
 	ep := snap.cfg.endpoint()
-	if snap.state != nil && snap.state.RefreshToken != "" {
+	if snap.state != nil && snap.state.RefreshToken != "" && snap.cfg.refreshes() {
 		tok, err := b.refresh(ctx, name, &snap, ep)
 		if err == nil {
 			return snap, obtained{tok, provider.GrantRefreshToken}, nil
@@ -37,8 +37,7 @@ func (b *backend) renew(ctx context.Context, name string, snap *snapshot) (*snap
 		if !spent(err) {
 			return snap, obtained{}, err
 		}
-		snap = snap.withState(snap.state.edited(func(st *tokenState) {
-			st.RefreshToken, st.RefreshPending = "", false
+		snap = snap.withState(snap.state.withoutChain().edited(func(st *tokenState) {
 			st.NeedsRefreshToken = !ep.CanMint()
 		}))
 		if snap, err = b.persist(ctx, name, snap); err != nil {
@@ -64,18 +63,61 @@ func spent(err error) bool {
 	return errors.As(err, &pe) && (pe.Class == provider.Refused || pe.Class == provider.Lost)
 }
 
-// refresh sends the held refresh token once. Before sending, it stores the
-// state marked RefreshPending, so that if this process dies before the answer
-// is saved, whoever loads the state next knows the token may be spent and
-// never sends it again. A temporary failure (nothing spent) clears the mark.
-// *snapp is updated to what was published.
+// refresh sends the held refresh token, at most once (twice inside the
+// config's refresh_reuse_grace when the first answer was lost). A token the
+// provider said has expired is not sent. When the provider refuses the token,
+// storage is read once more: a newer chain stored meanwhile (by another node)
+// is used instead of declaring the chain dead. *snapp is updated to what was
+// published.
 func (b *backend) refresh(ctx context.Context, name string, snapp **snapshot, ep *provider.Endpoint) (*provider.Token, error) {
-	snap := *snapp
-	if snap.state.RefreshPending {
-		return nil, &provider.Error{Class: provider.Lost,
-			Description: "an earlier refresh with this token has no recorded answer (a restart or failover mid-refresh); it may be spent"}
+	grace := (*snapp).cfg.RefreshReuseGrace
+	adopted := false
+	for {
+		st := (*snapp).state
+		now := b.now()
+		if st.refreshExpired(now) {
+			return nil, &provider.Error{Class: provider.Refused,
+				Description: "the refresh token expired at " + st.RefreshExpiresAt.UTC().Format(time.RFC3339) + " (as the provider said); it was not sent"}
+		}
+		if st.RefreshPending && !st.mayResend(now, grace) {
+			return nil, &provider.Error{Class: provider.Lost,
+				Description: "an earlier refresh with this token has no recorded answer (a restart, failover or lost connection mid-refresh); it may be spent"}
+		}
+		tok, err := b.sendRefresh(ctx, name, snapp, ep)
+		var pe *provider.Error
+		switch {
+		case err == nil || !errors.As(err, &pe):
+			return tok, err
+		case pe.Class == provider.Lost && (*snapp).state.mayResend(b.now(), grace):
+			b.refreshLog.Warn("refresh answer lost; resending the same token once, within refresh_reuse_grace", "name", name, "error", err)
+			continue
+		case pe.Class == provider.Refused && !adopted:
+			if newer := b.newerStoredChain(ctx, name, st.RefreshToken); newer != nil {
+				b.refreshLog.Warn("refresh token refused, but storage holds a newer chain; using it", "name", name, "error", err)
+				*snapp = (*snapp).withState(newer)
+				b.publish(name, *snapp)
+				adopted = true
+				continue
+			}
+		}
+		return tok, err
 	}
-	marked := snap.withState(snap.state.edited(func(st *tokenState) { st.RefreshPending = true }))
+}
+
+// sendRefresh sends the refresh token once. Before sending, it stores the
+// state marked RefreshPending (and counts the sending), so that if this
+// process dies before the answer is saved, whoever loads the state next knows
+// the token may be spent. A temporary failure (nothing spent) clears the mark.
+func (b *backend) sendRefresh(ctx context.Context, name string, snapp **snapshot, ep *provider.Endpoint) (*provider.Token, error) {
+	snap := *snapp
+	now := b.now()
+	marked := snap.withState(snap.state.edited(func(st *tokenState) {
+		st.RefreshPending = true
+		if st.RefreshSends == 0 {
+			st.RefreshSentAt = now
+		}
+		st.RefreshSends++
+	}))
 	if err := writeState(ctx, b.storage, name, marked.state); err != nil {
 		// Not sent: the stored token stays good, but without the mark a
 		// crash could not be told apart from "never sent".
@@ -88,10 +130,23 @@ func (b *backend) refresh(ctx context.Context, name string, snapp **snapshot, ep
 	tok, err := b.exchange(ctx, name, snap, ep, provider.GrantRefreshToken, snap.state.RefreshToken)
 	if err != nil && !spent(err) {
 		// A definite answer that spent nothing: the token is still good.
-		cleared := snap.withState(snap.state.edited(func(st *tokenState) { st.RefreshPending = false }))
+		cleared := snap.withState(snap.state.edited(func(st *tokenState) {
+			st.RefreshPending, st.RefreshSentAt, st.RefreshSends = false, time.Time{}, 0
+		}))
 		*snapp, _ = b.persist(ctx, name, cleared)
 	}
 	return tok, err
+}
+
+// newerStoredChain returns the stored token state when it holds a refresh
+// token other than refused that is fit to send, else nil.
+func (b *backend) newerStoredChain(ctx context.Context, name, refused string) *tokenState {
+	stored, err := loadState(ctx, b.storage, name)
+	if err != nil || stored == nil || stored.RefreshToken == "" || stored.RefreshToken == refused ||
+		stored.RefreshPending || stored.NeedsRefreshToken {
+		return nil
+	}
+	return stored
 }
 
 // mint obtains a token by the base grant. It tries each client secret in turn
@@ -172,23 +227,31 @@ func (s *snapshot) newState(tok obtained, now time.Time) *tokenState {
 	if lifetime <= 0 {
 		lifetime = s.cfg.DefaultTTL
 	}
-	refreshToken := tok.RefreshToken
-	if refreshToken == "" && tok.grant == provider.GrantRefreshToken && s.cfg.endpoint().KeepsRefreshToken() {
-		refreshToken = s.state.RefreshToken // RFC 6749 §6: no new one issued, the old one stays
-	}
 	scopes := tok.Scopes
 	if scopes == nil {
 		scopes = s.cfg.Scopes
 	}
-	return &tokenState{
-		AccessToken:  tok.AccessToken,
-		TokenType:    tok.TokenType,
-		RefreshToken: refreshToken,
-		IssuedAt:     now,
-		ExpiresAt:    now.Add(lifetime),
-		Scopes:       scopes,
-		Grant:        tok.grant,
+	st := &tokenState{
+		AccessToken: tok.AccessToken,
+		TokenType:   tok.TokenType,
+		IssuedAt:    now,
+		ExpiresAt:   now.Add(lifetime),
+		Scopes:      scopes,
+		Grant:       tok.grant,
 	}
+	switch {
+	case !s.cfg.refreshes():
+		// refresh_grant=never: a refresh token is neither used nor kept.
+	case tok.RefreshToken != "":
+		st.RefreshToken = tok.RefreshToken
+		if tok.RefreshExpiresIn > 0 {
+			st.RefreshExpiresAt = now.Add(tok.RefreshExpiresIn)
+		}
+	case tok.grant == provider.GrantRefreshToken && s.cfg.endpoint().KeepsRefreshToken():
+		// RFC 6749 §6: no new one issued, the old one stays.
+		st.RefreshToken, st.RefreshExpiresAt = s.state.RefreshToken, s.state.RefreshExpiresAt
+	}
+	return st
 }
 
 func errNeedsRefreshToken(name string, cause error) error {

@@ -29,6 +29,15 @@ const (
 	maxDefaultTTL       = 90 * 24 * time.Hour
 	minTimeout          = time.Second
 	maxTimeout          = 5 * time.Minute
+	// maxRefreshReuseGrace bounds refresh_reuse_grace; providers document
+	// seconds to half an hour.
+	maxRefreshReuseGrace = 24 * time.Hour
+)
+
+// Values of refresh_grant; "" means the dialect's default.
+const (
+	refreshAuto  = "auto"
+	refreshNever = "never"
 )
 
 // providerConfig is one stored config/<name> entry.
@@ -53,6 +62,30 @@ type providerConfig struct {
 	DefaultTTL    time.Duration      `json:"default_ttl"`
 	Timeout       time.Duration      `json:"timeout"`
 	CAPEM         string             `json:"ca_pem,omitempty"`
+	// RefreshGrant is refreshAuto, refreshNever, or "" for the dialect's default.
+	RefreshGrant string `json:"refresh_grant,omitempty"`
+	// RefreshReuseGrace: how long the provider accepts a rotated refresh
+	// token again; within it, a lost refresh may be resent once.
+	RefreshReuseGrace time.Duration `json:"refresh_reuse_grace,omitempty"`
+}
+
+// refreshes reports whether refresh tokens are used at all.
+func (c *providerConfig) refreshes() bool {
+	switch c.RefreshGrant {
+	case refreshAuto:
+		return true
+	case refreshNever:
+		return false
+	}
+	return c.endpoint().RefreshesByDefault()
+}
+
+// refreshGrantInForce is refresh_grant once the dialect's default is applied.
+func (c *providerConfig) refreshGrantInForce() string {
+	if c.refreshes() {
+		return refreshAuto
+	}
+	return refreshNever
 }
 
 func newProviderConfig() *providerConfig {
@@ -129,6 +162,12 @@ func (c *providerConfig) validate(hasSeed bool) error {
 	}
 	if c.Encoding != "" && !c.Encoding.Valid() {
 		return fmt.Errorf("unknown encoding %q (want form, json or query)", c.Encoding)
+	}
+	if c.RefreshGrant != "" && c.RefreshGrant != refreshAuto && c.RefreshGrant != refreshNever {
+		return fmt.Errorf("unknown refresh_grant %q (want auto or never)", c.RefreshGrant)
+	}
+	if hasSeed && !c.refreshes() {
+		return fmt.Errorf("a refresh_token is held but refresh_grant is never (the %s default): set refresh_grant=auto to use it", c.Provider)
 	}
 	if c.TokenURL == "" {
 		return fmt.Errorf("token_url is required")

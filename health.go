@@ -71,3 +71,10 @@ func (h health) holdsBack(now time.Time, background bool) time.Time {
 	}
 	return time.Time{}
 }
+
+// cleared forgets failures and our own backoff (an operator reset the chain);
+// the counters and the provider's Retry-After stay.
+func (h health) cleared() health {
+	h.failing, h.backoffUntil, h.lastErr, h.lastErrAt = 0, time.Time{}, nil, time.Time{}
+	return h
+}

@@ -85,6 +85,11 @@ var configFields = map[string]*framework.FieldSchema{
 	"timeout": {Type: framework.TypeDurationSecond, Default: int(defaultTimeout.Seconds()),
 		Description: "Time limit for one provider call."},
 	"ca_pem": {Type: framework.TypeString, Description: "PEM bundle to trust for the provider's TLS instead of the system roots."},
+	"refresh_grant": {Type: framework.TypeString,
+		Description:   "auto: use the refresh tokens the provider sends, falling back to the base grant when one is refused; never: ignore refresh tokens and mint again at expiry. Default: the provider's (never for oauth2_json, else auto).",
+		AllowedValues: []any{"auto", "never"}},
+	"refresh_reuse_grace": {Type: framework.TypeDurationSecond, Default: 0,
+		Description: "How long the provider accepts a refresh token again after rotating it (Xero: 30m, Okta: 30s). Within it, a refresh whose answer was lost is retried once with the same token. 0 (default): never resend."},
 }
 
 func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
@@ -132,6 +137,8 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 		"default_ttl":          int64(cfg.DefaultTTL.Seconds()),
 		"timeout":              int64(cfg.Timeout.Seconds()),
 		"ca_pem":               cfg.CAPEM,
+		"refresh_grant":        cfg.refreshGrantInForce(),
+		"refresh_reuse_grace":  int64(cfg.RefreshReuseGrace.Seconds()),
 		"client_secret_set":    len(cfg.secrets()) > 0,
 		"client_secrets_count": len(cfg.secrets()),
 		"api_key_set":          cfg.APIKey != "",
@@ -139,8 +146,8 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 		"needs_refresh_token":  state != nil && state.NeedsRefreshToken,
 		"schema_version":       cfg.SchemaVersion,
 	}
-	if ep.Dialect == provider.APIVideo || cfg.RefreshURL != "" {
-		data["refresh_url"] = ep.EffectiveRefreshURL()
+	if u := ep.EffectiveRefreshURL(); u != cfg.TokenURL {
+		data["refresh_url"] = u
 	}
 	return &logical.Response{Data: data}, nil
 }
@@ -224,7 +231,9 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 // apply sets the fields present in d, checks them, and returns a seed refresh
 // token if one was given (it belongs to the token state, not the config).
 func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) {
+	dialect, auth, encoding := string(c.Provider), string(c.AuthStyle), string(c.Encoding)
 	strs := map[string]*string{
+		"provider": &dialect, "auth_style": &auth, "encoding": &encoding, "refresh_grant": &c.RefreshGrant,
 		"token_url": &c.TokenURL, "refresh_url": &c.RefreshURL, "client_id": &c.ClientID,
 		"client_secret": &c.ClientSecret, "api_key": &c.APIKey, "audience": &c.Audience,
 		"ca_pem": &c.CAPEM, "refresh_token": &seed,
@@ -236,30 +245,13 @@ func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) 
 			*dst = strings.TrimSpace(v)
 		}
 	}
-	if v, ok, err := field[string](d, "provider"); err != nil {
-		return "", err
-	} else if ok {
-		c.Provider = provider.Dialect(strings.TrimSpace(v))
-	}
-	if v, ok, err := field[string](d, "auth_style"); err != nil {
-		return "", err
-	} else if ok {
-		c.AuthStyle = provider.AuthStyle(strings.TrimSpace(v))
-	}
-	if v, ok, err := field[string](d, "encoding"); err != nil {
-		return "", err
-	} else if ok {
-		c.Encoding = provider.Encoding(strings.TrimSpace(v))
-	}
-	if v, ok, err := field[[]string](d, "client_secrets"); err != nil {
-		return "", err
-	} else if ok {
-		c.ClientSecrets = cleanList(v)
-	}
-	if v, ok, err := field[[]string](d, "scopes"); err != nil {
-		return "", err
-	} else if ok {
-		c.Scopes = cleanList(v)
+	c.Provider, c.AuthStyle, c.Encoding = provider.Dialect(dialect), provider.AuthStyle(auth), provider.Encoding(encoding)
+	for key, dst := range map[string]*[]string{"client_secrets": &c.ClientSecrets, "scopes": &c.Scopes} {
+		if v, ok, err := field[[]string](d, key); err != nil {
+			return "", err
+		} else if ok {
+			*dst = cleanList(v)
+		}
 	}
 	if v, ok, err := field[map[string]string](d, "extra_params"); err != nil {
 		return "", err
@@ -274,6 +266,7 @@ func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) 
 		{"refresh_ahead", &c.RefreshAhead, 0, maxRefreshAhead},
 		{"default_ttl", &c.DefaultTTL, minDefaultTTL, maxDefaultTTL},
 		{"timeout", &c.Timeout, minTimeout, maxTimeout},
+		{"refresh_reuse_grace", &c.RefreshReuseGrace, 0, maxRefreshReuseGrace},
 	}
 	for _, f := range durations {
 		v, ok, err := field[int](d, f.key)

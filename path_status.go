@@ -43,9 +43,12 @@ const statusHelp = `
 Shows, for one name and without any secret: whether a token is cached and when
 it expires, when and how the last token was obtained, counts of mints (base
 grant), refreshes and failures since the plugin started on this node, the last
-error and when, any backoff, and whether the refresh chain needs a new seed
-(needs_refresh_token). healthy is false when the name cannot serve a token
-without operator action or its last provider call failed.
+error and when, any backoff, whether the refresh chain needs a new seed
+(needs_refresh_token), when the refresh token expires (refresh_token_expires_at,
+when the provider says) and, for a chain whose config cannot mint, by when an
+operator must write a new refresh_token (reauthorize_by). healthy is false when
+the name cannot serve a token without operator action, its last provider call
+failed, or reauthorize_by is less than 7 days away.
 `
 
 func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -66,23 +69,25 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		st = &tokenState{}
 	}
 	data := map[string]any{
-		"provider":             string(snap.cfg.Provider),
-		"token_cached":         st.usableFor(now, 0),
-		"refresh_token_held":   st.RefreshToken != "",
-		"needs_refresh_token":  st.NeedsRefreshToken,
-		"state_saved":          !snap.dirty,
-		"last_grant":           string(st.Grant),
-		"mints":                snap.mints,
-		"refreshes":            snap.refreshes,
-		"failures":             snap.failures,
-		"consecutive_failures": snap.failing,
-		"last_success_at":      timeOrEmpty(snap.lastSuccessAt),
-		"last_error_at":        timeOrEmpty(snap.lastErrAt),
-		"last_error":           "",
-		"backoff_until":        timeOrEmpty(snap.holdsBack(now, true)),
-		"expires_at":           timeOrEmpty(st.ExpiresAt),
-		"issued_at":            timeOrEmpty(st.IssuedAt),
-		"healthy":              !st.NeedsRefreshToken && snap.failing == 0 && !snap.dirty,
+		"provider":                 string(snap.cfg.Provider),
+		"token_cached":             st.usableFor(now, 0),
+		"refresh_token_held":       st.RefreshToken != "",
+		"needs_refresh_token":      st.NeedsRefreshToken,
+		"state_saved":              !snap.dirty,
+		"last_grant":               string(st.Grant),
+		"mints":                    snap.mints,
+		"refreshes":                snap.refreshes,
+		"failures":                 snap.failures,
+		"consecutive_failures":     snap.failing,
+		"last_success_at":          timeOrEmpty(snap.lastSuccessAt),
+		"last_error_at":            timeOrEmpty(snap.lastErrAt),
+		"last_error":               "",
+		"backoff_until":            timeOrEmpty(snap.holdsBack(now, true)),
+		"expires_at":               timeOrEmpty(st.ExpiresAt),
+		"issued_at":                timeOrEmpty(st.IssuedAt),
+		"refresh_token_expires_at": timeOrEmpty(st.RefreshExpiresAt),
+		"reauthorize_by":           timeOrEmpty(snap.reauthorizeBy),
+		"healthy":                  !st.NeedsRefreshToken && snap.failing == 0 && !snap.dirty && !snap.reauthorizeDue(now),
 	}
 	if snap.lastErr != nil {
 		data["last_error"] = snap.lastErr.Error()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -16,6 +17,29 @@ const minAgentTTL = 5
 
 func pathCreds(b *backend) []*framework.Path {
 	return []*framework.Path{{
+		// Before creds/<name>: paths match in order, and a name never holds '/'.
+		Pattern: "creds/(?P<name>[^/]+)/reset$",
+		DisplayAttrs: &framework.DisplayAttributes{
+			OperationPrefix: "tokenbroker",
+			OperationVerb:   "reset",
+			OperationSuffix: "creds",
+		},
+		Fields: map[string]*framework.FieldSchema{
+			"name": {Type: framework.TypeString, Description: "Name of the config whose chain to reset."},
+			"refresh_token": {Type: framework.TypeString, Description: "A new seed refresh token to start the chain from (write-only). Without it, the next read mints by the base grant.",
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback:                    b.pathCredsReset,
+				Summary:                     "Drop the token and refresh chain (refused, lost or needing a new seed) and any backoff, keeping the config.",
+				ForwardPerformanceStandby:   true,
+				ForwardPerformanceSecondary: true,
+			},
+		},
+		HelpSynopsis:    "Start a name's chain anew without deleting its config.",
+		HelpDescription: resetHelp,
+	}, {
 		Pattern: "creds/" + framework.MatchAllRegex("name"),
 		DisplayAttrs: &framework.DisplayAttributes{
 			OperationPrefix: "tokenbroker",
@@ -42,6 +66,14 @@ func pathCreds(b *backend) []*framework.Path {
 		HelpDescription: credsHelp,
 	}}
 }
+
+const resetHelp = `
+Clears what stops a name from serving: the cached access token, the refresh
+token and its marks (needs_refresh_token, a refresh with no recorded answer),
+and the backoff after failures. With refresh_token, the chain starts from that
+seed; without, the next read mints by the base grant (client credentials or an
+API key), which a seed-only config cannot do: give it a refresh_token.
+`
 
 const credsHelp = `
 A read returns the cached access token while it is valid. Inside its refresh
@@ -106,6 +138,10 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	} else if snap.failing > 0 {
 		resp.AddWarning(fmt.Sprintf("the last refresh failed at %s: %v", snap.lastErrAt.UTC().Format(time.RFC3339), snap.lastErr))
 	}
+	if snap.reauthorizeDue(now) {
+		resp.AddWarning(fmt.Sprintf("the refresh token of %q expires at %s and its config cannot mint without one: write a new refresh_token to config/%s before then",
+			name, snap.reauthorizeBy.UTC().Format(time.RFC3339), name))
+	}
 	return resp, nil
 }
 
@@ -150,5 +186,45 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	b.publish(name, snap.with(func(n *snapshot) { n.dirty = false }))
+	return nil, nil
+}
+
+func (b *backend) pathCredsReset(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name, err := nameField(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	seed, _, err := field[string](d, "refresh_token")
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if !b.WriteSafeReplicationState() {
+		return nil, logical.ErrReadOnly
+	}
+	lock := b.lockFor(name)
+	lock.Lock()
+	defer lock.Unlock()
+	snap, err := b.snapshot(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if snap == nil {
+		return nil, errNoConfig(name)
+	}
+	var state *tokenState
+	if seed = strings.TrimSpace(seed); seed != "" {
+		state = &tokenState{RefreshToken: seed}
+	}
+	if err := snap.cfg.validate(state != nil); err != nil {
+		return logical.ErrorResponse("reset of %q: %s", name, err), nil
+	}
+	if err := writeState(ctx, req.Storage, name, state); err != nil {
+		return nil, err
+	}
+	b.publish(name, snap.with(func(n *snapshot) {
+		n.state, n.dirty = state, false
+		n.health = n.health.cleared()
+	}))
+	b.refreshLog.Info("chain reset by an operator", "name", name, "seeded", state != nil)
 	return nil, nil
 }

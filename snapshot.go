@@ -21,8 +21,15 @@ type snapshot struct {
 	// view holds the creds response values fixed by state, boxed once per
 	// snapshot so a cached read only assembles the map.
 	view credsView
+	// reauthorizeBy: when an operator must write a new refresh token, for a
+	// chain that cannot mint and whose refresh token's expiry is known.
+	reauthorizeBy time.Time
 	health
 }
+
+// reauthorizeNotice is how long before reauthorizeBy reads warn and status
+// turns unhealthy.
+const reauthorizeNotice = 7 * 24 * time.Hour
 
 // credsView is the part of a creds response that one token state fixes.
 type credsView struct {
@@ -47,17 +54,34 @@ func newCredsView(st *tokenState) credsView {
 }
 
 func newSnapshot(cfg *providerConfig, client *http.Client, state *tokenState) *snapshot {
-	return &snapshot{cfg: cfg, client: client, state: state, view: newCredsView(state)}
+	s := &snapshot{cfg: cfg, client: client, state: state}
+	s.derive()
+	return s
+}
+
+// derive computes what follows from cfg and state, once per snapshot.
+func (s *snapshot) derive() {
+	s.view = newCredsView(s.state)
+	s.reauthorizeBy = time.Time{}
+	if s.state != nil && s.state.RefreshToken != "" && !s.cfg.endpoint().CanMint() {
+		s.reauthorizeBy = s.state.RefreshExpiresAt
+	}
 }
 
 // with returns a copy of s changed by change.
 func (s *snapshot) with(change func(*snapshot)) *snapshot {
 	next := *s
 	change(&next)
-	if next.state != s.state {
-		next.view = newCredsView(next.state)
+	if next.state != s.state || next.cfg != s.cfg {
+		next.derive()
 	}
 	return &next
+}
+
+// reauthorizeDue reports whether an operator must soon write a new refresh
+// token: the chain cannot mint and its refresh token expires within the notice.
+func (s *snapshot) reauthorizeDue(now time.Time) bool {
+	return !s.reauthorizeBy.IsZero() && now.After(s.reauthorizeBy.Add(-reauthorizeNotice))
 }
 
 // withState returns a copy of s holding st.

@@ -29,8 +29,15 @@ type tokenState struct {
 	NeedsRefreshToken bool `json:"needs_refresh_token,omitempty"`
 	// RefreshPending: RefreshToken was (about to be) sent and no answer was
 	// saved yet. Found on load, it means a process died mid-refresh: the
-	// token may be spent and is never sent again.
+	// token may be spent and is not sent again (outside refresh_reuse_grace).
 	RefreshPending bool `json:"refresh_pending,omitempty"`
+	// RefreshExpiresAt is when the provider said the refresh token expires
+	// (zero: it did not say).
+	RefreshExpiresAt time.Time `json:"refresh_expires_at,omitzero"`
+	// RefreshSentAt and RefreshSends: when RefreshToken was first sent and
+	// how often; they bound a resend within refresh_reuse_grace to one.
+	RefreshSentAt time.Time `json:"refresh_sent_at,omitzero"`
+	RefreshSends  int       `json:"refresh_sends,omitempty"`
 }
 
 // expiryLeeway: a token this close to expiry is not handed out; it would die
@@ -62,9 +69,32 @@ func (s *tokenState) usableFor(now time.Time, need time.Duration) bool {
 	return s != nil && s.AccessToken != "" && s.ExpiresAt.Sub(now) > max(need, s.leeway())
 }
 
+// mayResend reports whether the refresh token, already sent without a
+// recorded answer, may be sent once more: only inside the provider's reuse
+// grace, counted from its first sending.
+func (s *tokenState) mayResend(now time.Time, grace time.Duration) bool {
+	return grace > 0 && s.RefreshSends == 1 && now.Sub(s.RefreshSentAt) < grace
+}
+
+// refreshExpired reports whether the provider said the refresh token is dead by now.
+func (s *tokenState) refreshExpired(now time.Time) bool {
+	return !s.RefreshExpiresAt.IsZero() && !now.Before(s.RefreshExpiresAt)
+}
+
 // withoutAccessToken keeps the chain but forgets the access token, so the next read mints.
 func (s *tokenState) withoutAccessToken() *tokenState {
-	return &tokenState{RefreshToken: s.RefreshToken, NeedsRefreshToken: s.NeedsRefreshToken, RefreshPending: s.RefreshPending}
+	return s.edited(func(st *tokenState) {
+		st.AccessToken, st.TokenType, st.Scopes, st.Grant = "", "", nil, ""
+		st.IssuedAt, st.ExpiresAt = time.Time{}, time.Time{}
+	})
+}
+
+// withoutChain forgets the refresh token and everything about its sending.
+func (s *tokenState) withoutChain() *tokenState {
+	return s.edited(func(st *tokenState) {
+		st.RefreshToken, st.RefreshPending, st.RefreshExpiresAt = "", false, time.Time{}
+		st.RefreshSentAt, st.RefreshSends = time.Time{}, 0
+	})
 }
 
 // edited returns a copy of s changed by edit; states are never edited in place.
