@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# `make bench`: tokenbroker's benchmarks (issue 6), against one real Vault dev
-# server on loopback, plus the in-process ones. Prints the results table and
-# writes it to bench/results.md. Expects `make build vault` to have run (make
-# bench does). Takes 6-8 minutes on a 2-core machine (the waits for Vault's
+# `make bench`: tokenbroker's benchmarks, against one real Vault dev server on
+# loopback, plus the in-process ones. Prints the results table and writes it
+# to bench/results.md. Expects `make build vault` to have run (make bench
+# does). Takes 6-8 minutes on a 2-core machine (the waits for Vault's
 # once-a-minute periodic pass vary).
 #
-#   figure 1  cached read throughput: creds vs a no-op external plugin vs KV-v2
-#   figure 2  reads never wait on the provider (2 s provider, refresh window)
-#   figure 3  stampede: 1000 concurrent reads of an evicted / expired token
-#   figure 4  upstream economy over 24 simulated hours (go test, in-process)
-#   figure 5  scale: 10 000 configs, LIST, plugin RSS, background pass
-#   figure 6  in-process micro-benchmarks (go test -bench -benchmem)
+# The scenarios, by the number their rows carry in bench/results.md:
+#   1  cached read throughput: creds vs a no-op external plugin vs KV-v2
+#   2  reads never wait on the provider (2 s provider, refresh window)
+#   3  stampede: 1000 concurrent reads of an evicted / expired token
+#   4  upstream economy over 24 simulated hours (go test, in-process)
+#   5  scale: 10 000 configs, LIST, plugin RSS, background pass
+#   6  in-process micro-benchmarks (go test -bench -benchmem)
 #
 # Knobs (environment): BENCH_DURATION (5s), BENCH_REPS (3), BENCH_CONC (1,16,64),
 # BENCH_SCALE (10000), BENCH_ONLY (throughput,window,stampede,scale),
@@ -65,11 +66,11 @@ chmod 0755 "$tmp/plugins/"*
 plugin_sha="$(cat "$root/bin/$plugin_name.sha256")"
 noop_sha="$(sha256sum "$tmp/plugins/$noop_name" | cut -d' ' -f1)"
 
-# 2. In-process figures first, while nothing else runs (each bounded by -timeout).
-tb_log "figure 4: upstream economy (go test, 24 h simulated)"
+# 2. The in-process scenarios first, while nothing else runs (each bounded by -timeout).
+tb_log "upstream economy (go test, 24 h simulated)"
 go test -count=1 -timeout 5m -run '^TestUpstreamEconomy24h$' -v . >"$logs/econ.txt" 2>&1 ||
 	tb_log "the economy test failed; see bench/out/econ.txt"
-tb_log "figure 6: micro-benchmarks (go test -bench -benchmem)"
+tb_log "micro-benchmarks (go test -bench -benchmem)"
 {
 	go test -count=1 -timeout 5m -run '^$' -bench '^(BenchmarkCredsReadCached|BenchmarkNoopReadInProcess)$' -benchmem . &&
 		go test -count=1 -timeout 5m -run '^$' -bench . -benchmem ./bench/
