@@ -40,8 +40,9 @@ func (b *backend) renew(ctx context.Context, name string, snap *snapshot) (*snap
 		snap = snap.withState(snap.state.withoutChain().edited(func(st *tokenState) {
 			st.NeedsRefreshToken = !ep.CanMint()
 		}))
-		if snap, err = b.persist(ctx, name, snap); err != nil {
-			return snap, obtained{}, err
+		var persistErr error
+		if snap, persistErr = b.persist(ctx, name, snap); persistErr != nil {
+			return snap, obtained{}, persistErr
 		}
 		if !ep.CanMint() {
 			b.refreshLog.Error("refresh chain lost; write a new refresh_token to the config", "name", name, "error", err)
@@ -65,13 +66,21 @@ func spent(err error) bool {
 
 // refresh sends the held refresh token, at most once (twice inside the
 // config's refresh_reuse_grace when the first answer was lost). A token the
-// provider said has expired is not sent. When the provider refuses the token,
-// storage is read once more: a newer chain stored meanwhile (by another node)
-// is used instead of declaring the chain dead. *snapp is updated to what was
-// published.
+// provider said has expired is not sent. Storage is read before sending and
+// again when the provider refuses: a newer chain stored there (by another
+// node) is used once instead of sending a stale token or declaring the chain
+// dead. *snapp is updated to what was published.
 func (b *backend) refresh(ctx context.Context, name string, snapp **snapshot, ep *provider.Endpoint) (*provider.Token, error) {
 	grace := (*snapp).cfg.RefreshReuseGrace
-	adopted := false
+	adopt := func() bool {
+		newer := b.newerStoredChain(ctx, name, (*snapp).state.RefreshToken)
+		if newer != nil {
+			*snapp = (*snapp).withState(newer)
+			b.publish(name, *snapp)
+		}
+		return newer != nil
+	}
+	adopted := adopt()
 	for {
 		st := (*snapp).state
 		now := b.now()
@@ -91,14 +100,10 @@ func (b *backend) refresh(ctx context.Context, name string, snapp **snapshot, ep
 		case pe.Class == provider.Lost && (*snapp).state.mayResend(b.now(), grace):
 			b.refreshLog.Warn("refresh answer lost; resending the same token once, within refresh_reuse_grace", "name", name, "error", err)
 			continue
-		case pe.Class == provider.Refused && !adopted:
-			if newer := b.newerStoredChain(ctx, name, st.RefreshToken); newer != nil {
-				b.refreshLog.Warn("refresh token refused, but storage holds a newer chain; using it", "name", name, "error", err)
-				*snapp = (*snapp).withState(newer)
-				b.publish(name, *snapp)
-				adopted = true
-				continue
-			}
+		case pe.Class == provider.Refused && !adopted && adopt():
+			b.refreshLog.Warn("refresh token refused, but storage holds a newer chain; using it", "name", name, "error", err)
+			adopted = true
+			continue
 		}
 		return tok, err
 	}

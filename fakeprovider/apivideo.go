@@ -4,15 +4,20 @@ import (
 	"net/http"
 )
 
-// apiVideoToken mirrors the example response of seed 001, field for field.
+// apiVideoToken mirrors, field for field, the example response of api.video's
+// "Authentication" tutorial (https://docs.api.video/reference/authentication),
+// plus a refresh token lifetime when SetRefreshTokenLifetime announces one.
 type apiVideoToken struct {
 	TokenType    string `json:"token_type"`
 	ExpiresIn    int    `json:"expires_in"`
 	AccessToken  string `json:"access_token"`
 	RefreshToken string `json:"refresh_token"`
+	refreshExpiry
 }
 
-// apiVideoProblem is api.video's error shape (type, title, status, name).
+// apiVideoProblem is api.video's error shape (type, title, status, name), as
+// its API reference documents the "Bad Request" answer of POST /auth/api-key
+// (https://docs.api.video/reference/api/Advanced-authentication).
 type apiVideoProblem struct {
 	Type   string `json:"type"`
 	Title  string `json:"title"`
@@ -45,8 +50,11 @@ func (s *Server) handleAPIVideoAuth(w http.ResponseWriter, x *exchange) {
 }
 
 // handleAPIVideoRefresh serves POST /auth/refresh with {"refreshToken": "..."}.
-// The old refresh token becomes invalid; the access token it came with stays
-// valid until it expires.
+// The old refresh token becomes invalid (api.video's clients document that
+// "when you retrieve a new refresh token, the old one becomes invalid"); the
+// access token it came with stays valid until it expires. A token it will not
+// redeem is refused in the shape SetRefreshRefusal sets: by default 400
+// application/problem+json.
 func (s *Server) handleAPIVideoRefresh(w http.ResponseWriter, x *exchange) {
 	rt, ok := apiVideoField(w, x, "refreshToken")
 	if !ok {
@@ -54,7 +62,7 @@ func (s *Server) handleAPIVideoRefresh(w http.ResponseWriter, x *exchange) {
 	}
 	out, err := s.redeem(APIVideo, rt, "", false, "")
 	if err != nil {
-		apiVideoError(w, http.StatusBadRequest, "authentication-invalid-refresh-token", "The refresh token is either expired or invalid.", "refreshToken")
+		writeRefusal(w, err)
 		return
 	}
 	writeAPIVideoToken(w, out)
@@ -91,9 +99,10 @@ func apiVideoField(w http.ResponseWriter, x *exchange, field string) (string, bo
 
 func writeAPIVideoToken(w http.ResponseWriter, out issued) {
 	writeJSON(w, http.StatusOK, contentTypeJSON, apiVideoToken{
-		TokenType:    "Bearer",
-		ExpiresIn:    out.expiresIn,
-		AccessToken:  out.access,
-		RefreshToken: out.refresh,
+		TokenType:     "Bearer",
+		ExpiresIn:     out.expiresIn,
+		AccessToken:   out.access,
+		RefreshToken:  out.refresh,
+		refreshExpiry: out.refreshExpiry,
 	})
 }

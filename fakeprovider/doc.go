@@ -1,12 +1,13 @@
 // Package fakeprovider is a fake upstream token server that speaks the five
-// token dialects tokenbroker must support, as the provider documents describe
-// them (see the seeds/ documents next to the design brief):
+// token dialects tokenbroker must support, as the providers document them:
 //
 //	oauth2       POST /oauth2/token          RFC 6749 §4.4 client credentials and §6 refresh, form body
-//	oauth2_json  GET|POST /oauth/token       client credentials as a JSON body (seed 003)
-//	echo360      POST /oauth2/access_token   Echo360 / EchoVideo (seed 000)
-//	apivideo     POST /auth/api-key          api.video (seed 001), refresh at POST /auth/refresh
-//	endorsed     POST /api/v1/auth/tokens    Endorsed (seed 002)
+//	oauth2_json  GET|POST /oauth/token       OAuth 2.0 client credentials as a JSON body, no refresh grant
+//	echo360      POST /oauth2/access_token   Echo360 / EchoVideo ("EchoVideo: Generating Client Credentials
+//	                                         to Obtain Access Token", https://support.echo360.com/hc/en-us/articles/360035034252)
+//	apivideo     POST /auth/api-key          api.video (https://docs.api.video/reference/authentication),
+//	                                         refresh at POST /auth/refresh
+//	endorsed     POST /api/v1/auth/tokens    Endorsed ("Access Tokens": POST https://endorsed.ai/api/v1/auth/tokens)
 //
 // plus GET /api/whoami, a protected resource that answers 200 for a valid
 // "Authorization: Bearer <access token>" and 401 otherwise, so end-to-end tests
@@ -24,33 +25,80 @@
 // refresh token was consumed, hangs, secrets echoed in errors, and malformed
 // or oversized bodies.
 //
+// # Switches
+//
+// Where a document is unclear, or real providers differ, a switch lets a test
+// drive the fake both ways. Each is safe to change at any time; Reset keeps
+// them. Defaults (the zero values) are in the middle column.
+//
+//	switch                                  default                         other positions
+//	SetEcho360Encoding(e)                   Echo360FormOnly: form body,     Echo360QueryOnly (URL query of a POST,
+//	                                        query params refused (400       body refused); Echo360Either (form body,
+//	                                        invalid_request)                query or both; the body wins)
+//	SetRefreshRefusal(d, shape)             RefuseDefault: invalid_grant    RefuseInvalidGrant, RefuseInvalidRequest,
+//	  how d refuses an unknown, used,       (400); api.video: RFC 7807      RefuseInvalidToken (401),
+//	  expired or other client's token       problem+json (400)              RefuseUnsupportedGrantType,
+//	                                                                        RefuseErrorIn200 (GitHub's
+//	                                                                        bad_refresh_token), RefusePlainText403
+//	                                                                        (a gateway's), RefuseProblemJSON
+//	RefuseRefreshes(n, shape)               nothing queued                  the next n refresh requests are refused
+//	                                                                        in shape even with a valid token;
+//	                                                                        base grants unaffected
+//	SetOAuth2JSONRefreshTokens(on)          off: no refresh_token issued    on: refresh_token issued; either way
+//	                                                                        grant_type=refresh_token gets 400
+//	                                                                        unsupported_grant_type
+//	SetClientAuthFailure(d, f)              ClientAuth401InvalidClient      ClientAuth400InvalidClient;
+//	  how oauth2, oauth2_json, echo360      (RFC 6749 §5.2)                 ClientAuthBare400 (no error code; for
+//	  and endorsed refuse a bad client                                      endorsed {"is_error":true,"message"})
+//	SetRefreshTokenLifetime(d, field)       refresh tokens never expire,    expire d after issue by Options.Now,
+//	                                        nothing announced               refused in d's refusal shape; announced
+//	                                                                        as refresh_token_expires_in (GitHub)
+//	                                                                        or x_refresh_token_expires_in (Intuit)
+//	SetRefreshReuseGrace(d)                 0: a rotated token is refused   within d of its rotation a rotated
+//	                                        and counted in RefreshReuses    token works again (Xero: 30 min, Okta:
+//	                                                                        30 s), counted in RefreshGraceReuses
+//
+// Counters: RefreshReuses counts a refresh token presented again after it was
+// consumed (outside any grace) or refused (expired, or hit by RefuseRefreshes),
+// since a client must never send a refresh token twice; RefreshGraceReuses
+// counts reuses within the grace. A forced refusal consumes the token only
+// when its shape says the token is dead (invalid_grant, invalid_token,
+// bad_refresh_token, api.video's problem); after the others it stays
+// redeemable, though presenting it again still counts. A refusal because the
+// token belongs to another client, or for a wider scope, leaves it untouched.
+//
 // # Readings of the documents
 //
-// Where a document is ambiguous the tolerant reading was chosen:
+// Where a document is silent the fake chooses, and says so here:
 //
-//   - echo360: parameters are accepted in the form body or in the URL query
-//     string (the Swagger page shows both); when a parameter is in both, the body
-//     wins. A JSON body is rejected (invalid_request). A refresh needs only
-//     client_id and refresh_token; a client_secret sent along is accepted but,
-//     if sent, must be correct. Client authentication is by parameters only: an
-//     Authorization header is ignored, so a client that sends HTTP Basic instead
-//     of client_secret gets invalid_client. Refresh tokens never expire, are
-//     single-use, and are bound to the client_id they were issued to.
+//   - echo360: refresh needs only client_id and refresh_token; a client_secret
+//     sent along is accepted but, if sent, must be correct. Client
+//     authentication is by parameters only: an Authorization header is
+//     ignored, so a client that sends HTTP Basic instead of client_secret gets
+//     invalid_client. Refresh tokens never expire (unless
+//     SetRefreshTokenLifetime says otherwise), are single-use, and are bound to
+//     the client_id they were issued to. A JSON body is rejected
+//     (invalid_request).
 //   - oauth2_json: the document says GET but every example is a POST, so both
 //     are accepted; either way the credentials must be a JSON body with
-//     Content-Type application/json.
-//   - apivideo: the document shows only the success case. Errors use api.video's
-//     problem shape {type, title, status, name} with Content-Type
-//     application/problem+json. An unknown API key is answered 401 (api.video's
-//     client docs list only 400 for this endpoint, so a client must treat both
-//     as an authentication failure); malformed requests and unknown or reused
-//     refresh tokens are 400. Unknown JSON fields are ignored, but the documented
-//     field (apiKey, refreshToken) must be present.
+//     Content-Type application/json. grant_type is checked before the
+//     credentials are required, so a refresh attempt gets
+//     unsupported_grant_type.
+//   - apivideo: the tutorial shows only the success case; the API reference
+//     documents errors in the problem shape {type, title, status, name}, sent
+//     as application/problem+json. An unknown API key is answered 401
+//     (api.video's client docs list only 400 for this endpoint, so a client
+//     must treat both as an authentication failure); malformed requests and
+//     unknown or reused refresh tokens are 400. Unknown JSON fields are
+//     ignored, but the documented field (apiKey, refreshToken) must be present.
 //   - endorsed: a request without Content-Type is parsed as a form, since the
 //     document says the header defaults to application/x-www-form-urlencoded.
 //     An empty scope (absent, "", or []) means the default ["all:read",
-//     "all:write"]. A missing or non-client_credentials grant_type is 400
-//     invalid_request (the document names no other error code).
+//     "all:write"]. The document shows no error answer; the fake answers
+//     {"is_error": true, "message": …} plus an invented OAuth-style "error"
+//     code: invalid_request for a malformed request or a grant_type other
+//     than client_credentials, invalid_client (401) for bad credentials
+//     unless SetClientAuthFailure says otherwise.
 //   - oauth2: a scope is echoed in the response only when one was requested
 //     (RFC 6749 §5.1 makes it optional when it equals the request). A refresh
 //     may narrow the scope but not widen it (invalid_scope). client_secret or

@@ -2,10 +2,11 @@ package fakeprovider
 
 import (
 	"net/http"
-	"net/url"
 )
 
-// handleEcho360 serves POST /oauth2/access_token as seed 000 documents it:
+// handleEcho360 serves POST /oauth2/access_token as Echo360 documents it in
+// "EchoVideo: Generating Client Credentials to Obtain Access Token"
+// (https://support.echo360.com/hc/en-us/articles/360035034252):
 //
 //   - client_credentials with client_id and client_secret returns an access
 //     token (1 h) and a refresh token;
@@ -13,38 +14,20 @@ import (
 //     access token and a new refresh token; refresh tokens never expire but
 //     are single-use, and belong to the client they were issued to.
 //
-// Parameters may come in a form body or in the URL query string, since
-// Echo360's Swagger page sends them as query parameters.
+// Where the parameters go is set by SetEcho360Encoding: a form body by
+// default; the URL query, as Echo360's Swagger page sends them; or either.
 func (s *Server) handleEcho360(w http.ResponseWriter, x *exchange) {
-	r := x.r
-	if r.Method != http.MethodPost {
+	if x.r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "the token endpoint accepts POST only", false)
 		return
 	}
-	body := url.Values{}
-	if len(x.body) > 0 {
-		if mt := mediaType(r); mt != contentTypeForm && mt != "" {
-			oauthError(w, http.StatusBadRequest, "invalid_request", "parameters must be a form body (application/x-www-form-urlencoded) or query parameters", false)
-			return
-		}
-		var err error
-		if body, err = url.ParseQuery(string(x.body)); err != nil {
-			oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body", false)
-			return
-		}
+	params, ok := s.echo360Params(w, x)
+	if !ok {
+		return
 	}
-	query := r.URL.Query()
-	param := func(k string) (string, bool) {
-		if body.Has(k) {
-			return body.Get(k), true
-		}
-		return query.Get(k), query.Has(k)
-	}
-
-	grant, _ := param("grant_type")
-	clientID, _ := param("client_id")
-	secret, secretSent := param("client_secret")
+	grant, clientID := params.Get("grant_type"), params.Get("client_id")
+	secret, secretSent := params.Get("client_secret"), params.Has("client_secret")
 	switch {
 	case grant == "":
 		oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required", false)
@@ -59,7 +42,7 @@ func (s *Server) handleEcho360(w http.ResponseWriter, x *exchange) {
 
 	if grant == grantClientCredentials {
 		if !secretSent || !s.clientOK(clientID, secret) {
-			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed", false)
+			s.refuseClient(w, Echo360, "client authentication failed", false)
 			return
 		}
 		out := s.issue(Echo360, clientID, "", grantClientCredentials, true)
@@ -69,17 +52,17 @@ func (s *Server) handleEcho360(w http.ResponseWriter, x *exchange) {
 
 	// Refresh: the secret is not needed, but one sent along must be right.
 	if secretSent && !s.clientOK(clientID, secret) {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed", false)
+		s.refuseClient(w, Echo360, "client authentication failed", false)
 		return
 	}
-	rt, _ := param("refresh_token")
+	rt := params.Get("refresh_token")
 	if rt == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required", false)
 		return
 	}
 	out, err := s.redeem(Echo360, rt, clientID, true, "")
 	if err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, already used, or was issued to another client", false)
+		writeRefusal(w, err)
 		return
 	}
 	writeOAuth2Token(w, out, "bearer")

@@ -8,7 +8,8 @@ import (
 	"strings"
 )
 
-// endorsedToken mirrors the example response of seed 002, field for field,
+// endorsedToken mirrors, field for field, the example response of Endorsed's
+// "Access Tokens" API page (POST https://endorsed.ai/api/v1/auth/tokens),
 // including expires_in as a string.
 type endorsedToken struct {
 	IsError     bool     `json:"is_error"`
@@ -20,12 +21,17 @@ type endorsedToken struct {
 
 var endorsedScopes = []string{"all:read", "all:write"}
 
+// endorsedError answers {"is_error": true, "message": …}, the error
+// counterpart of the documented success body, plus an OAuth-style "error"
+// code unless code is "". Endorsed documents no error answer at all, so the
+// codes are the fake's invention (see SetClientAuthFailure for the shape
+// without one).
 func endorsedError(w http.ResponseWriter, status int, code, message string) {
-	writeJSON(w, status, contentTypeJSON, map[string]any{
-		"is_error": true,
-		"message":  message,
-		"error":    code,
-	})
+	body := map[string]any{"is_error": true, "message": message}
+	if code != "" {
+		body["error"] = code
+	}
+	writeJSON(w, status, contentTypeJSON, body)
 }
 
 // handleEndorsed serves POST /api/v1/auth/tokens: client credentials as JSON
@@ -98,7 +104,7 @@ func (s *Server) handleEndorsed(w http.ResponseWriter, x *exchange) {
 		return
 	}
 	if !s.clientOK(id, secret) {
-		endorsedError(w, http.StatusUnauthorized, "invalid_client", "Invalid client credentials")
+		s.refuseClient(w, Endorsed, "Invalid client credentials", false)
 		return
 	}
 	out := s.issue(Endorsed, id, strings.Join(scopes, " "), grantClientCredentials, false)

@@ -47,62 +47,47 @@ const (
 // HugeBodySize is the exact size of a FailHugeBody response body.
 const HugeBodySize = 2 << 20
 
-func (m FailMode) String() string {
-	switch m {
-	case Fail500:
-		return "Fail500"
-	case Fail503HTML:
-		return "Fail503HTML"
-	case FailHTML200:
-		return "FailHTML200"
-	case Fail429:
-		return "Fail429"
-	case FailDropAfterConsume:
-		return "FailDropAfterConsume"
-	case FailTimeout:
-		return "FailTimeout"
-	case FailEchoSecret:
-		return "FailEchoSecret"
-	case FailNoAccessToken:
-		return "FailNoAccessToken"
-	case FailHugeBody:
-		return "FailHugeBody"
-	case FailWrongTypes:
-		return "FailWrongTypes"
-	}
-	return "FailMode(" + strconv.Itoa(int(m)) + ")"
+var failModeNames = []string{
+	"",
+	"Fail500",
+	"Fail503HTML",
+	"FailHTML200",
+	"Fail429",
+	"FailDropAfterConsume",
+	"FailTimeout",
+	"FailEchoSecret",
+	"FailNoAccessToken",
+	"FailHugeBody",
+	"FailWrongTypes",
 }
 
-type failRun struct {
-	mode FailMode
-	n    int
-}
+// String names the mode as its constant does.
+func (m FailMode) String() string { return enumName(failModeNames, int(m), "FailMode") }
 
 // Fail makes the next n token requests (to any token endpoint, in arrival
 // order; /api/whoami excluded) fail with mode. Calls queue up: Fail(1, A)
 // then Fail(2, B) fails one request with A and the two after it with B.
-// Fail with n <= 0 cancels every pending failure.
+//
+// n must be at least 1: Fail panics otherwise. (Fail(0, …) used to cancel
+// every pending failure; that is ClearFailures now, and the panic makes a
+// caller written for the old meaning fail loudly instead of silently
+// keeping its failures queued.)
 func (s *Server) Fail(n int, mode FailMode) {
+	if n <= 0 {
+		panic(fmt.Sprintf("fakeprovider: Fail(%d, %v): n must be at least 1; use ClearFailures to cancel pending failures", n, mode))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if n <= 0 {
-		s.failures = nil
-		return
-	}
-	s.failures = append(s.failures, failRun{mode: mode, n: n})
+	s.failures.push(mode, n)
 }
 
-// nextFailureLocked takes one pending failure, if any. s.mu must be held.
-func (s *Server) nextFailureLocked() (FailMode, bool) {
-	if len(s.failures) == 0 {
-		return 0, false
-	}
-	mode := s.failures[0].mode
-	s.failures[0].n--
-	if s.failures[0].n == 0 {
-		s.failures = s.failures[1:]
-	}
-	return mode, true
+// ClearFailures cancels every pending failure queued by Fail and every
+// pending refusal queued by RefuseRefreshes.
+func (s *Server) ClearFailures() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failures = nil
+	s.forcedRefusals = nil
 }
 
 // injectFailure answers x the way mode says. w is the wrapped writer; raw is

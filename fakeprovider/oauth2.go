@@ -14,6 +14,7 @@ type oauth2Token struct {
 	ExpiresIn    int    `json:"expires_in"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	refreshExpiry
 }
 
 // oauthError writes an RFC 6749 §5.2 error. For invalid_client after HTTP
@@ -85,7 +86,7 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 		case errors.Is(err, errRefreshScope):
 			oauthError(w, http.StatusBadRequest, "invalid_scope", err.Error(), basic)
 		case err != nil:
-			oauthError(w, http.StatusBadRequest, "invalid_grant", "the refresh token is invalid, expired, revoked, already used or issued to another client", basic)
+			writeRefusal(w, err)
 		default:
 			writeOAuth2Token(w, out, "Bearer")
 		}
@@ -94,13 +95,14 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 	}
 }
 
-// authenticateOAuth2 applies §2.3.1. On failure it has already answered and
-// returns ok false. basic reports that the client used HTTP Basic.
+// authenticateOAuth2 applies §2.3.1. On failure it has already answered (in
+// the shape SetClientAuthFailure chose) and returns ok false. basic reports
+// that the client used HTTP Basic.
 func (s *Server) authenticateOAuth2(w http.ResponseWriter, r *http.Request, form url.Values) (clientID string, basic, ok bool) {
 	if authz := r.Header.Get("Authorization"); authz != "" {
 		id, secret, err := parseBasic(authz)
 		if err != nil {
-			oauthError(w, http.StatusUnauthorized, "invalid_client", "unsupported or malformed Authorization header", true)
+			s.refuseClient(w, OAuth2, "unsupported or malformed Authorization header", true)
 			return "", true, false
 		}
 		if form.Has("client_secret") {
@@ -112,18 +114,18 @@ func (s *Server) authenticateOAuth2(w http.ResponseWriter, r *http.Request, form
 			return "", true, false
 		}
 		if !s.clientOK(id, secret) {
-			oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed", true)
+			s.refuseClient(w, OAuth2, "client authentication failed", true)
 			return "", true, false
 		}
 		return id, true, true
 	}
 	id := form.Get("client_id")
 	if id == "" || !form.Has("client_secret") {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication is required (HTTP Basic or client_id and client_secret)", false)
+		s.refuseClient(w, OAuth2, "client authentication is required (HTTP Basic or client_id and client_secret)", false)
 		return "", false, false
 	}
 	if !s.clientOK(id, form.Get("client_secret")) {
-		oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed", false)
+		s.refuseClient(w, OAuth2, "client authentication failed", false)
 		return "", false, false
 	}
 	return id, false, true
@@ -131,10 +133,11 @@ func (s *Server) authenticateOAuth2(w http.ResponseWriter, r *http.Request, form
 
 func writeOAuth2Token(w http.ResponseWriter, out issued, tokenType string) {
 	writeJSON(w, http.StatusOK, contentTypeJSON, oauth2Token{
-		AccessToken:  out.access,
-		TokenType:    tokenType,
-		ExpiresIn:    out.expiresIn,
-		RefreshToken: out.refresh,
-		Scope:        out.scope,
+		AccessToken:   out.access,
+		TokenType:     tokenType,
+		ExpiresIn:     out.expiresIn,
+		RefreshToken:  out.refresh,
+		Scope:         out.scope,
+		refreshExpiry: out.refreshExpiry,
 	})
 }

@@ -74,7 +74,7 @@ func (s *Server) tokenEndpoint(d Dialect, h dialectHandler) http.Handler {
 		s.mu.Lock()
 		s.total++
 		s.last[r.URL.Path] = x.rec
-		mode, failing := s.nextFailureLocked()
+		mode, failing := s.failures.take()
 		latency := s.latency
 		s.mu.Unlock()
 

@@ -1,12 +1,8 @@
 package fakeprovider
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"crypto/tls"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log"
@@ -15,75 +11,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
-
-// Dialect names one of the token wire formats the fake speaks.
-type Dialect string
-
-// The dialects, named as tokenbroker's provider configs name them.
-const (
-	OAuth2     Dialect = "oauth2"
-	OAuth2JSON Dialect = "oauth2_json"
-	Echo360    Dialect = "echo360"
-	APIVideo   Dialect = "apivideo"
-	Endorsed   Dialect = "endorsed"
-)
-
-// Endpoint paths. Token endpoints are subject to latency and failure injection;
-// PathWhoami is not.
-const (
-	PathOAuth2Token     = "/oauth2/token"
-	PathOAuth2JSONToken = "/oauth/token"
-	PathEcho360Token    = "/oauth2/access_token"
-	PathAPIVideoAuth    = "/auth/api-key"
-	PathAPIVideoRefresh = "/auth/refresh"
-	PathEndorsedToken   = "/api/v1/auth/tokens"
-	PathWhoami          = "/api/whoami"
-)
-
-// TokenPath is the path at which d mints a token from its base credentials.
-func (d Dialect) TokenPath() string {
-	switch d {
-	case OAuth2:
-		return PathOAuth2Token
-	case OAuth2JSON:
-		return PathOAuth2JSONToken
-	case Echo360:
-		return PathEcho360Token
-	case APIVideo:
-		return PathAPIVideoAuth
-	case Endorsed:
-		return PathEndorsedToken
-	}
-	return ""
-}
-
-// Endpoint describes one route, for listings such as cmd/fakeprovider's banner.
-type Endpoint struct {
-	Dialect Dialect // "" for the resource endpoint
-	Method  string
-	Path    string
-	Purpose string
-}
-
-// Endpoints lists every route the fake serves.
-func Endpoints() []Endpoint {
-	return []Endpoint{
-		{OAuth2, "POST", PathOAuth2Token, "RFC 6749 client_credentials and refresh_token (form body, Basic or body client auth)"},
-		{OAuth2JSON, "GET|POST", PathOAuth2JSONToken, "client_credentials as a JSON body"},
-		{Echo360, "POST", PathEcho360Token, "Echo360 client_credentials and refresh_token (form body or query)"},
-		{APIVideo, "POST", PathAPIVideoAuth, `api.video {"apiKey": ...}`},
-		{APIVideo, "POST", PathAPIVideoRefresh, `api.video {"refreshToken": ...}`},
-		{Endorsed, "POST", PathEndorsedToken, "Endorsed client_credentials (JSON or form body)"},
-		{"", "GET", PathWhoami, "protected resource: 200 for a valid Bearer access token, else 401"},
-	}
-}
-
-// Grant names counted by Server.Grants.
-const (
-	grantClientCredentials = "client_credentials"
-	grantRefreshToken      = "refresh_token"
-	grantAPIKey            = "api_key"
 )
 
 // Options configure a Server. The zero value serves plain HTTP on a random
@@ -142,45 +69,46 @@ type Server struct {
 	apiKeys   map[string]bool
 	access    map[string]accessRecord
 	refresh   map[string]*refreshRecord
-	failures  []failRun
-	calls     map[string]int
-	total     int
-	grants    map[string]int
-	reuses    int
-	last      map[string]RecordedRequest
-}
 
-type accessRecord struct {
-	dialect Dialect
-	client  string
-	scope   string
-	expires time.Time
-}
+	// Injected behaviour: Fail and RefuseRefreshes queue up.
+	failures       queue[FailMode]
+	forcedRefusals queue[RefusalShape]
 
-// refreshRecord stays in the store once used, so a second use can be told
-// apart from an unknown token and counted as a reuse.
-type refreshRecord struct {
-	dialect Dialect
-	client  string
-	scope   string
-	used    bool
+	// Strictness switches, set by the Set* methods; zero values are defaults.
+	echo360Encoding    Echo360Encoding
+	refusals           map[Dialect]RefusalShape
+	clientAuth         map[Dialect]ClientAuthFailure
+	oauth2JSONRefresh  bool
+	refreshLifetime    time.Duration
+	refreshExpiryField RefreshExpiryField
+	reuseGrace         time.Duration
+
+	// Counters, zeroed by Reset.
+	calls       map[string]int
+	total       int
+	grants      map[string]int
+	reuses      int
+	graceReuses int
+	last        map[string]RecordedRequest
 }
 
 // New returns a Server that is not yet listening.
 func New(opts Options) *Server {
 	s := &Server{
-		opts:     opts,
-		now:      opts.Now,
-		done:     make(chan struct{}),
-		lifetime: opts.Lifetime,
-		latency:  opts.Latency,
-		clients:  map[string]string{},
-		apiKeys:  map[string]bool{},
-		access:   map[string]accessRecord{},
-		refresh:  map[string]*refreshRecord{},
-		calls:    map[string]int{},
-		grants:   map[string]int{},
-		last:     map[string]RecordedRequest{},
+		opts:       opts,
+		now:        opts.Now,
+		done:       make(chan struct{}),
+		lifetime:   opts.Lifetime,
+		latency:    opts.Latency,
+		clients:    map[string]string{},
+		apiKeys:    map[string]bool{},
+		access:     map[string]accessRecord{},
+		refresh:    map[string]*refreshRecord{},
+		refusals:   map[Dialect]RefusalShape{},
+		clientAuth: map[Dialect]ClientAuthFailure{},
+		calls:      map[string]int{},
+		grants:     map[string]int{},
+		last:       map[string]RecordedRequest{},
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -325,19 +253,6 @@ func (s *Server) AddAPIKey(key string) {
 	s.apiKeys[key] = true
 }
 
-// SeedRefreshToken issues a valid refresh token for clientID in dialect d, as
-// if an earlier grant had returned it, for configs that start from a seed
-// refresh token. For APIVideo, clientID is the API key the token belongs to.
-// OAuth2JSON and Endorsed have no refresh grant, so a token seeded for them is
-// never accepted. Seeding counts as no call and no grant.
-func (s *Server) SeedRefreshToken(d Dialect, clientID string) string {
-	rt := newToken("rt_")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refresh[rt] = &refreshRecord{dialect: d, client: clientID}
-	return rt
-}
-
 // SetLifetime changes the access token lifetime for tokens issued from now
 // on; d <= 0 restores the dialect defaults.
 func (s *Server) SetLifetime(d time.Duration) {
@@ -351,76 +266,6 @@ func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.latency = d
-}
-
-// Calls counts requests to a path, e.g. "/oauth2/token", whatever their outcome.
-func (s *Server) Calls(endpoint string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls[endpoint]
-}
-
-// TotalCalls counts requests to token endpoints (all dialects), i.e. the
-// upstream calls a broker made; requests to /api/whoami are not included.
-func (s *Server) TotalCalls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.total
-}
-
-// Grants counts successful token issues per grant: "client_credentials",
-// "refresh_token" (api.video refreshes included) or "api_key". A response
-// dropped by FailDropAfterConsume still counts: the tokens were issued.
-func (s *Server) Grants(grant string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.grants[grant]
-}
-
-// RefreshReuses counts attempts to use an already-consumed refresh token. A
-// correct client keeps it at 0.
-func (s *Server) RefreshReuses() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.reuses
-}
-
-// Valid reports whether accessToken was issued by this server and has not
-// expired by the server's clock.
-func (s *Server) Valid(accessToken string) bool {
-	_, ok := s.lookupAccess(accessToken)
-	return ok
-}
-
-func (s *Server) lookupAccess(token string) (accessRecord, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, ok := s.access[token]
-	if !ok || !s.now().Before(rec.expires) {
-		return accessRecord{}, false
-	}
-	return rec, true
-}
-
-// LastRequest is the last request recorded for a path; the zero value (Method
-// "") when there was none since the last Reset.
-func (s *Server) LastRequest(endpoint string) RecordedRequest {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.last[endpoint]
-}
-
-// Reset zeroes the counters (Calls, TotalCalls, Grants, RefreshReuses) and
-// forgets recorded requests. Clients, API keys, issued tokens, pending
-// failures, lifetime and latency are kept.
-func (s *Server) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = map[string]int{}
-	s.total = 0
-	s.grants = map[string]int{}
-	s.reuses = 0
-	s.last = map[string]RecordedRequest{}
 }
 
 // clientOK checks client credentials in constant time, as a real server would.
@@ -437,109 +282,6 @@ func (s *Server) apiKeyOK(key string) bool {
 	return s.apiKeys[key]
 }
 
-// lifetimeLocked is the access token lifetime for d. s.mu must be held.
-func (s *Server) lifetimeLocked(d Dialect) time.Duration {
-	switch {
-	case s.lifetime > 0:
-		return s.lifetime
-	case d == Endorsed:
-		return 1209600 * time.Second // the document's "expires_in": "1209600"
-	default:
-		return time.Hour
-	}
-}
-
-// issued is the result of a successful grant.
-type issued struct {
-	access    string
-	refresh   string // "" when the dialect issues none
-	expiresIn int    // seconds, as reported and enforced
-	scope     string // space-delimited
-}
-
-func (s *Server) issue(d Dialect, client, scope, grant string, withRefresh bool) issued {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.issueLocked(d, client, scope, grant, withRefresh)
-}
-
-func (s *Server) issueLocked(d Dialect, client, scope, grant string, withRefresh bool) issued {
-	// Whole seconds, at least 1, and the token expires exactly when the
-	// client is told it does.
-	secs := int(s.lifetimeLocked(d) / time.Second)
-	secs = max(secs, 1)
-	out := issued{access: newToken("at_"), expiresIn: secs, scope: scope}
-	s.access[out.access] = accessRecord{
-		dialect: d,
-		client:  client,
-		scope:   scope,
-		expires: s.now().Add(time.Duration(secs) * time.Second),
-	}
-	if withRefresh {
-		out.refresh = newToken("rt_")
-		s.refresh[out.refresh] = &refreshRecord{dialect: d, client: client, scope: scope}
-	}
-	s.grants[grant]++
-	return out
-}
-
-var (
-	errRefreshUnknown = errors.New("refresh token is unknown")
-	errRefreshReused  = errors.New("refresh token was already used")
-	errRefreshClient  = errors.New("refresh token was issued to another client")
-	errRefreshScope   = errors.New("requested scope exceeds the scope originally granted")
-)
-
-// redeem consumes refresh token rt and issues a new access token and a new
-// refresh token, atomically, so two concurrent uses of one token cannot both
-// succeed. client is checked against the token's owner when checkClient is
-// set. scope, when non-empty, may narrow the original scope.
-func (s *Server) redeem(d Dialect, rt, client string, checkClient bool, scope string) (issued, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, ok := s.refresh[rt]
-	switch {
-	case !ok:
-		return issued{}, errRefreshUnknown
-	case rec.used:
-		s.reuses++
-		return issued{}, errRefreshReused
-	case rec.dialect != d:
-		return issued{}, errRefreshUnknown
-	case checkClient && rec.client != client:
-		return issued{}, errRefreshClient
-	}
-	newScope := rec.scope
-	if scope != "" {
-		if rec.scope != "" && !scopeSubset(scope, rec.scope) {
-			return issued{}, errRefreshScope
-		}
-		newScope = scope
-	}
-	rec.used = true
-	return s.issueLocked(d, rec.client, newScope, grantRefreshToken, true), nil
-}
-
-func scopeSubset(requested, granted string) bool {
-	have := map[string]bool{}
-	for _, g := range strings.Fields(granted) {
-		have[g] = true
-	}
-	for _, r := range strings.Fields(requested) {
-		if !have[r] {
-			return false
-		}
-	}
-	return true
-}
-
-// newToken returns prefix + 32 random bytes, base64url.
-func newToken(prefix string) string {
-	var b [32]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go >= 1.24)
-	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
 // serveHTTP is the root handler: it refuses work once Close has begun, counts
 // every request by path, and tracks in-flight handlers for Close.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
@@ -554,41 +296,6 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.inflight.Done()
 	s.mux.ServeHTTP(w, r)
-}
-
-// handleWhoami is the protected resource: it accepts any unexpired access
-// token this server issued, whatever the dialect.
-func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeJSON(w, http.StatusMethodNotAllowed, "application/json", map[string]any{"ok": false, "error": "method_not_allowed"})
-		return
-	}
-	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
-	rec, ok := s.lookupAccess(strings.TrimSpace(token))
-	if !strings.EqualFold(scheme, "Bearer") || !ok {
-		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
-		writeJSON(w, http.StatusUnauthorized, "application/json", map[string]any{"ok": false, "error": "invalid_token"})
-		return
-	}
-	remaining := int(rec.expires.Sub(s.now()) / time.Second)
-	writeJSON(w, http.StatusOK, "application/json", map[string]any{
-		"ok":         true,
-		"client":     displayClient(rec.dialect, rec.client),
-		"dialect":    rec.dialect,
-		"scope":      rec.scope,
-		"expires_in": remaining,
-	})
-}
-
-// displayClient names a token's owner without revealing an API key, which is
-// itself the api.video credential.
-func displayClient(d Dialect, client string) string {
-	if d != APIVideo {
-		return client
-	}
-	sum := sha256.Sum256([]byte(client))
-	return "apikey-" + hex.EncodeToString(sum[:4])
 }
 
 // logf forwards to Options.Logf until Close returns.

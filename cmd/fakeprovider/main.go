@@ -8,6 +8,15 @@
 // (-api-key), prints the base URL and the endpoints, logs one line per token
 // request to stderr (never a secret or a token), and serves until SIGINT or
 // SIGTERM.
+//
+// Flags also set the fake's strictness switches (see package fakeprovider):
+//
+//	-echo360-encoding form|query|either   where echo360 reads its parameters (default form)
+//	-oauth2-json-refresh-tokens           oauth2_json hands out refresh tokens it will not redeem
+//	-refresh-token-lifetime 720h          refresh tokens expire (default never)
+//	-refresh-expiry-field name            announce that lifetime: refresh_token_expires_in or
+//	                                      x_refresh_token_expires_in (default none)
+//	-refresh-reuse-grace 30m              a rotated refresh token works again for this long
 package main
 
 import (
@@ -47,7 +56,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		apiKey   = fs.String("api-key", "demo-api-key", "demo api.video API key")
 		caOut    = fs.String("ca-out", "", "write the CA certificate (PEM) to this file (with -tls)")
 		addrOut  = fs.String("addr-out", "", "write the base URL to this file once listening")
+
+		echoEnc     fakeprovider.Echo360Encoding
+		expiryField fakeprovider.RefreshExpiryField
+		jsonRefresh = fs.Bool("oauth2-json-refresh-tokens", false, "oauth2_json returns refresh tokens (which it never redeems)")
+		rtLifetime  = fs.Duration("refresh-token-lifetime", 0, "refresh tokens expire this long after issue (default: never)")
+		reuseGrace  = fs.Duration("refresh-reuse-grace", 0, "a rotated refresh token may be used again for this long (default: never)")
 	)
+	enumFlag(fs, "echo360-encoding", &echoEnc, "where echo360 reads its parameters",
+		fakeprovider.Echo360FormOnly, fakeprovider.Echo360QueryOnly, fakeprovider.Echo360Either)
+	enumFlag(fs, "refresh-expiry-field", &expiryField, "token response field announcing the refresh token lifetime",
+		fakeprovider.NoRefreshExpiryField, fakeprovider.RefreshTokenExpiresIn, fakeprovider.XRefreshTokenExpiresIn)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -73,6 +92,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	srv.AddClient(*clientID, *secret)
 	srv.AddAPIKey(*apiKey)
+	srv.SetEcho360Encoding(echoEnc)
+	srv.SetOAuth2JSONRefreshTokens(*jsonRefresh)
+	srv.SetRefreshTokenLifetime(*rtLifetime, expiryField)
+	srv.SetRefreshReuseGrace(*reuseGrace)
 	if err := srv.Start(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -108,6 +131,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger.Printf("fakeprovider: shutting down")
 	srv.Close()
 	return 0
+}
+
+// enumFlag defines flag name, which takes the String() of one of values
+// (the first is the default) and stores it in dst.
+func enumFlag[T fmt.Stringer](fs *flag.FlagSet, name string, dst *T, usage string, values ...T) {
+	*dst = values[0]
+	usage = fmt.Sprintf("%s: one of %v (default %v)", usage, values, values[0])
+	fs.Func(name, usage, func(v string) error {
+		for _, c := range values {
+			if c.String() == v {
+				*dst = c
+				return nil
+			}
+		}
+		return fmt.Errorf("want one of %v", values)
+	})
 }
 
 // writeFileAtomic writes via a temporary file and a rename, so a reader

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -34,107 +35,167 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// TestRun starts the command with TLS, waits for its URL file, mints an
-// Echo360 token with the demo credentials, and stops it through its context.
-func TestRun(t *testing.T) {
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "ca.pem")
-	urlFile := filepath.Join(dir, "url.txt")
-	var stdout, stderr lockedBuffer
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	code := make(chan int, 1)
-	go func() {
-		code <- run(ctx, []string{"-tls", "-ca-out", caFile, "-addr-out", urlFile,
-			"-client-id", "cid", "-client-secret", "top-secret", "-api-key", "key-123", "-lifetime", "2m"}, &stdout, &stderr)
-	}()
+// running is the command started by runCommand.
+type running struct {
+	base           string
+	client         *http.Client
+	stdout, stderr lockedBuffer
+	cancel         context.CancelFunc
+	code           chan int
+}
 
-	var base string
+// runCommand starts the command with args plus -addr-out, waits for its URL
+// file, and returns a client that trusts its CA when caFile is given.
+func runCommand(t *testing.T, caFile string, args ...string) *running {
+	t.Helper()
+	urlFile := filepath.Join(t.TempDir(), "url.txt")
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, code: make(chan int, 1)}
+	t.Cleanup(cancel)
+	go func() { r.code <- run(ctx, append(args, "-addr-out", urlFile), &r.stdout, &r.stderr) }()
+
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if b, err := os.ReadFile(urlFile); err == nil {
-			base = strings.TrimSpace(string(b))
+			r.base = strings.TrimSpace(string(b))
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no URL file; stderr: %s", stderr.String())
+			t.Fatalf("URL file after 5s: got none, want one; stderr: %s", r.stderr.String())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if !strings.HasPrefix(base, "https://127.0.0.1:") {
-		t.Fatalf("URL = %q", base)
+	tr := &http.Transport{}
+	if caFile != "" {
+		caPEM, err := os.ReadFile(caFile)
+		if err != nil {
+			t.Fatalf("reading the CA file: got %v, want its PEM", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(caPEM) {
+			t.Fatalf("CA file: got %q, want a PEM certificate", caPEM)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
-	caPEM, err := os.ReadFile(caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		t.Fatal("CA file does not parse")
-	}
-	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
-	defer tr.CloseIdleConnections()
-	c := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	t.Cleanup(tr.CloseIdleConnections)
+	r.client = &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	return r
+}
 
-	resp, err := c.PostForm(base+"/oauth2/access_token", url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {"cid"}, "client_secret": {"top-secret"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-	}
-	err = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != 200 || tok.ExpiresIn != 120 || tok.AccessToken == "" {
-		t.Fatalf("token: %d %+v %v", resp.StatusCode, tok, err)
-	}
-	resp, err = c.Post(base+"/auth/api-key", "application/json", strings.NewReader(`{"apiKey":"key-123"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("api-key: %d", resp.StatusCode)
-	}
-
-	cancel()
+// stop cancels the command and checks that it exits cleanly.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
 	select {
-	case got := <-code:
+	case got := <-r.code:
 		if got != 0 {
-			t.Fatalf("exit code %d; stderr: %s", got, stderr.String())
+			t.Fatalf("exit code: got %d, want 0; stderr: %s", got, r.stderr.String())
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("run did not return after cancel")
+		t.Fatalf("run after cancel: still running after 5s, want it to return")
+	}
+}
+
+// post sends a request and decodes a JSON object answer (nil otherwise).
+func (r *running) post(t *testing.T, path, contentType, body string) (int, map[string]any) {
+	t.Helper()
+	resp, err := r.client.Post(r.base+path, contentType, strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("POST %s: got %v, want a response", path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return resp.StatusCode, m
+}
+
+// TestRun starts the command with TLS, mints an Echo360 and an api.video
+// token with the demo credentials, and stops it through its context.
+func TestRun(t *testing.T) {
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	r := runCommand(t, caFile, "-tls", "-ca-out", caFile,
+		"-client-id", "cid", "-client-secret", "top-secret", "-api-key", "key-123", "-lifetime", "2m")
+	if !strings.HasPrefix(r.base, "https://127.0.0.1:") {
+		t.Fatalf("URL: got %q, want https://127.0.0.1:…", r.base)
 	}
 
-	out, logs := stdout.String(), stderr.String()
-	for _, want := range []string{base, "/oauth2/token", "/oauth/token", "/oauth2/access_token", "/auth/api-key", "/auth/refresh", "/api/v1/auth/tokens", "/api/whoami"} {
+	cc := url.Values{"grant_type": {"client_credentials"}, "client_id": {"cid"}, "client_secret": {"top-secret"}}
+	status, tok := r.post(t, "/oauth2/access_token", "application/x-www-form-urlencoded", cc.Encode())
+	accessToken, _ := tok["access_token"].(string)
+	if status != 200 || tok["expires_in"] != 120.0 || accessToken == "" {
+		t.Fatalf("echo360 token: got %d %v, want 200 with an access token for 120s", status, tok)
+	}
+	if status, body := r.post(t, "/auth/api-key", "application/json", `{"apiKey":"key-123"}`); status != 200 {
+		t.Fatalf("api-key: got %d %v, want 200", status, body)
+	}
+	r.stop(t)
+
+	out, logs := r.stdout.String(), r.stderr.String()
+	for _, want := range []string{r.base, "/oauth2/token", "/oauth/token", "/oauth2/access_token", "/auth/api-key", "/auth/refresh", "/api/v1/auth/tokens", "/api/whoami"} {
 		if !strings.Contains(out, want) {
-			t.Errorf("stdout lacks %q:\n%s", want, out)
+			t.Errorf("stdout: got\n%s\nwant it to contain %q", out, want)
 		}
 	}
-	if !strings.Contains(logs, "dialect=echo360 endpoint=/oauth2/access_token grant=client_credentials status=200") {
-		t.Errorf("no request log line:\n%s", logs)
+	if want := "dialect=echo360 endpoint=/oauth2/access_token grant=client_credentials status=200"; !strings.Contains(logs, want) {
+		t.Errorf("stderr: got\n%s\nwant a line containing %q", logs, want)
 	}
-	for _, secret := range []string{"top-secret", "key-123", tok.AccessToken} {
+	for _, secret := range []string{"top-secret", "key-123", accessToken} {
 		if strings.Contains(out+logs, secret) {
-			t.Errorf("output contains a secret or token %q:\nstdout:\n%s\nstderr:\n%s", secret, out, logs)
+			t.Errorf("output: got a secret or token %q in\nstdout:\n%s\nstderr:\n%s\nwant none", secret, out, logs)
 		}
 	}
 }
 
+// TestRunSwitches: the strictness flags reach the server.
+func TestRunSwitches(t *testing.T) {
+	r := runCommand(t, "", "-echo360-encoding", "query", "-oauth2-json-refresh-tokens",
+		"-refresh-token-lifetime", "1h", "-refresh-expiry-field", "x_refresh_token_expires_in", "-refresh-reuse-grace", "30m")
+	defer r.stop(t)
+	cc := url.Values{"grant_type": {"client_credentials"}, "client_id": {"demo-client"}, "client_secret": {"demo-secret"}}
+
+	t.Run("echo360 reads the query only", func(t *testing.T) {
+		if status, body := r.post(t, "/oauth2/access_token?"+cc.Encode(), "", ""); status != 200 {
+			t.Errorf("query parameters: got %d %v, want 200", status, body)
+		}
+		if status, body := r.post(t, "/oauth2/access_token", "application/x-www-form-urlencoded", cc.Encode()); status != 400 || body["error"] != "invalid_request" {
+			t.Errorf("form body: got %d %v, want 400 invalid_request", status, body)
+		}
+	})
+	t.Run("oauth2_json hands out refresh tokens with an announced lifetime", func(t *testing.T) {
+		status, body := r.post(t, "/oauth/token", "application/json", `{"grant_type":"client_credentials","client_id":"demo-client","client_secret":"demo-secret"}`)
+		if rt, _ := body["refresh_token"].(string); status != 200 || rt == "" || body["x_refresh_token_expires_in"] != 3600.0 {
+			t.Errorf("token: got %d %v, want 200 with a refresh_token and x_refresh_token_expires_in 3600", status, body)
+		}
+	})
+	t.Run("a rotated refresh token works again within the grace", func(t *testing.T) {
+		_, first := r.post(t, "/auth/api-key", "application/json", `{"apiKey":"demo-api-key"}`)
+		again := `{"refreshToken":"` + first["refresh_token"].(string) + `"}`
+		for i := range 2 {
+			if status, body := r.post(t, "/auth/refresh", "application/json", again); status != 200 {
+				t.Errorf("refresh %d: got %d %v, want 200", i+1, status, body)
+			}
+		}
+	})
+}
+
 func TestRunBadFlags(t *testing.T) {
-	var out, errOut lockedBuffer
-	if got := run(context.Background(), []string{"-no-such-flag"}, &out, &errOut); got != 2 {
-		t.Errorf("unknown flag: exit %d", got)
-	}
-	if got := run(context.Background(), []string{"-ca-out", filepath.Join(t.TempDir(), "ca.pem")}, &out, &errOut); got != 2 {
-		t.Errorf("-ca-out without -tls: exit %d", got)
-	}
-	if got := run(context.Background(), []string{"-addr", "not an address"}, &out, &errOut); got != 1 {
-		t.Errorf("bad address: exit %d", got)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"unknown flag", []string{"-no-such-flag"}, 2},
+		{"-ca-out without -tls", []string{"-ca-out", filepath.Join(t.TempDir(), "ca.pem")}, 2},
+		{"unknown echo360 encoding", []string{"-echo360-encoding", "json"}, 2},
+		{"unknown refresh expiry field", []string{"-refresh-expiry-field", "expires_at"}, 2},
+		{"bad address", []string{"-addr", "not an address"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errOut lockedBuffer
+			if got := run(context.Background(), tc.args, &out, &errOut); got != tc.want {
+				t.Errorf("exit code: got %d, want %d; stderr: %s", got, tc.want, errOut.String())
+			}
+		})
 	}
 }

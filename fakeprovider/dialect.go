@@ -1,0 +1,70 @@
+package fakeprovider
+
+// Dialect names one of the token wire formats the fake speaks.
+type Dialect string
+
+// The dialects, named as tokenbroker's provider configs name them.
+const (
+	OAuth2     Dialect = "oauth2"
+	OAuth2JSON Dialect = "oauth2_json"
+	Echo360    Dialect = "echo360"
+	APIVideo   Dialect = "apivideo"
+	Endorsed   Dialect = "endorsed"
+)
+
+// Endpoint paths. Token endpoints are subject to latency and failure injection;
+// PathWhoami is not.
+const (
+	PathOAuth2Token     = "/oauth2/token"
+	PathOAuth2JSONToken = "/oauth/token"
+	PathEcho360Token    = "/oauth2/access_token"
+	PathAPIVideoAuth    = "/auth/api-key"
+	PathAPIVideoRefresh = "/auth/refresh"
+	PathEndorsedToken   = "/api/v1/auth/tokens"
+	PathWhoami          = "/api/whoami"
+)
+
+// TokenPath is the path at which d mints a token from its base credentials.
+func (d Dialect) TokenPath() string {
+	switch d {
+	case OAuth2:
+		return PathOAuth2Token
+	case OAuth2JSON:
+		return PathOAuth2JSONToken
+	case Echo360:
+		return PathEcho360Token
+	case APIVideo:
+		return PathAPIVideoAuth
+	case Endorsed:
+		return PathEndorsedToken
+	}
+	return ""
+}
+
+// Endpoint describes one route, for listings such as cmd/fakeprovider's banner.
+type Endpoint struct {
+	Dialect Dialect // "" for the resource endpoint
+	Method  string
+	Path    string
+	Purpose string
+}
+
+// Endpoints lists every route the fake serves.
+func Endpoints() []Endpoint {
+	return []Endpoint{
+		{OAuth2, "POST", PathOAuth2Token, "RFC 6749 client_credentials and refresh_token (form body, Basic or body client auth)"},
+		{OAuth2JSON, "GET|POST", PathOAuth2JSONToken, "client_credentials as a JSON body"},
+		{Echo360, "POST", PathEcho360Token, "Echo360 client_credentials and refresh_token (form body; query with SetEcho360Encoding)"},
+		{APIVideo, "POST", PathAPIVideoAuth, `api.video {"apiKey": ...}`},
+		{APIVideo, "POST", PathAPIVideoRefresh, `api.video {"refreshToken": ...}`},
+		{Endorsed, "POST", PathEndorsedToken, "Endorsed client_credentials (JSON or form body)"},
+		{"", "GET", PathWhoami, "protected resource: 200 for a valid Bearer access token, else 401"},
+	}
+}
+
+// Grant names counted by Server.Grants.
+const (
+	grantClientCredentials = "client_credentials"
+	grantRefreshToken      = "refresh_token"
+	grantAPIKey            = "api_key"
+)
