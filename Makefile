@@ -5,7 +5,7 @@ PLUGIN := vault-plugin-secrets-tokenbroker
 BIN := bin
 LDFLAGS := -X github.com/tokenbroker/vault-plugin-secrets-tokenbroker.Version=v$(VERSION)
 
-.PHONY: build release vault fakeprovider dev test test-unit test-e2e fuzz bench vet fmt clean
+.PHONY: build release vault fakeprovider dev test test-unit test-e2e test-rules fuzz bench vet fmt clean
 RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
 ## build: the plugin binary in bin/ and its sha256 in bin/<plugin>.sha256
@@ -35,8 +35,17 @@ fakeprovider:
 dev: build vault fakeprovider
 	bash scripts/dev.sh
 
-## test: vet, unit tests with -race, a short fuzz run, and the end-to-end suite against a real Vault
-test: vet test-unit fuzz test-e2e
+## test: vet, alert-rule tests, unit tests with -race, a short fuzz run, and the end-to-end suite against a real Vault
+test: vet test-rules test-unit fuzz test-e2e
+
+## test-rules: check the Prometheus alert rules and run their unit tests (promtool, from Debian's prometheus package)
+test-rules:
+	@if ! command -v promtool >/dev/null; then \
+		if [ -n "$$E2E_REQUIRED" ]; then echo "promtool is required (apt-get install prometheus)"; exit 1; fi; \
+		echo "test-rules: skipped, promtool is not installed (apt-get install prometheus)"; exit 0; \
+	fi; \
+	promtool check rules deploy/prometheus/tokenbroker.rules.yml && \
+	cd deploy/prometheus && promtool test rules tokenbroker.rules_test.yml
 
 test-unit:
 	go test -race -count=1 ./...

@@ -23,6 +23,10 @@ import (
 // Version is the plugin's version, set at build time with -ldflags -X.
 var Version = "v0.1.0-dev"
 
+// VaultAlive, set by the plugin's main, reports whether the Vault that
+// started this process still runs. An orphaned plugin never calls a provider.
+var VaultAlive = func() bool { return true }
+
 const backendHelp = `
 The tokenbroker secrets engine keeps long-lived provider credentials (client
 id and secret, an API key, or a seed refresh token) and hands out short-lived
@@ -75,8 +79,26 @@ type backend struct {
 	locks sync.Map
 	// flight collapses concurrent obtains of one name into one upstream call.
 	flight singleflight.Group
-	// background bounds the background refresh pass's concurrency.
+	// background bounds the background refresh loop's concurrency.
 	background chan struct{}
+	// sched is every loaded chain's next background refresh time; loop runs
+	// the refreshes on the node that can write storage (background.go).
+	sched *schedule
+	loop  refreshLoop
+	// limits paces provider calls per token-URL host (ratelimit.go).
+	limits *hostLimits
+	// names is the sorted index of configured names behind paginated LISTs.
+	names nameIndex
+
+	// metrics holds the counters and registry behind metrics/ (metrics.go).
+	metrics *metrics
+	// loadedSettings holds the mount-wide settings once loaded (settings.go);
+	// settingsMu serialises their writes.
+	loadedSettings atomic.Pointer[mountSettings]
+	settingsMu     sync.Mutex
+
+	// onboard holds device pollers and authorization outcomes (onboarding.go, device.go).
+	onboard onboarding
 }
 
 func newBackend(conf *logical.BackendConfig) *backend {
@@ -90,6 +112,9 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		newHTTPClient:     provider.NewHTTPClient,
 		persistRetryDelay: 50 * time.Millisecond,
 		background:        make(chan struct{}, backgroundWorkers),
+		sched:             newSchedule(),
+		limits:            newHostLimits(),
+		metrics:           newMetrics(),
 	}
 	if b.logger == nil {
 		b.logger = hclog.NewNullLogger()
@@ -99,12 +124,21 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{configPrefix, tokenPrefix},
+			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix},
+			// The provider sends the user's browser back here without a Vault token;
+			// public keys are public (jwks/<name>).
+			Unauthenticated: []string{callbackPath, jwksPattern + "*"},
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),
 			pathCreds(b),
 			pathStatus(b),
+			pathSettings(b),
+			pathMetrics(b),
+			pathAuthorize(b),
+			pathCallback(b),
+			pathDevice(b),
+			pathKeys(b),
 		),
 		Secrets:        []*framework.Secret{},
 		Invalidate:     b.invalidate,
@@ -123,13 +157,23 @@ func (b *backend) setLogger(l hclog.Logger) {
 
 // invalidate drops what another node changed, so the next read reloads it.
 func (b *backend) invalidate(_ context.Context, key string) {
+	if key == settingsKey {
+		b.invalidations.Add(1)
+		b.loadedSettings.Store(nil)
+		return
+	}
 	name, ok := strings.CutPrefix(key, configPrefix)
 	if !ok {
 		if name, ok = strings.CutPrefix(key, tokenPrefix); !ok {
-			return
+			if name, ok = strings.CutPrefix(key, keyPrefix); !ok {
+				return
+			}
 		}
 	}
 	b.invalidations.Add(1)
+	if strings.HasPrefix(key, configPrefix) {
+		b.names.reset() // another node wrote or deleted a config
+	}
 	if s := b.loaded(name); s != nil && s.dirty {
 		// A state we could not persist yet is newer than anything stored.
 		return

@@ -10,53 +10,219 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// backgroundWorkers bounds how many names the background pass refreshes at
-// once: enough to refresh 10 000 names with a 50 ms provider inside one pass
-// interval (a minute), few enough not to flood a provider.
+// backgroundWorkers bounds how many names the background refreshes at once:
+// enough to keep 100 000 chains fresh with a 50 ms provider, few enough not
+// to flood a provider (settings' rate_limit bounds the rate on top).
 const backgroundWorkers = 16
 
-// periodicRefresh is the background pass Vault runs about once a minute: it
-// refreshes every token inside its refresh window (or expired) so reads are
-// served from cache, with bounded concurrency and per-name backoff. No lock
-// is held across another name's provider call.
+// Loop timing: the loop sleeps until the next due refresh, but never longer
+// than loopMaxSleep (so a clock change is noticed); a name whose state could
+// not be saved is retried every dirtyRetry.
+const (
+	loopMaxSleep = time.Second
+	dirtyRetry   = 30 * time.Second
+)
+
+// periodicRefresh is Vault's periodic call, about once a minute. It only
+// makes sure the refresh loop runs on the node that can write storage and is
+// stopped elsewhere; the loop refreshes what the schedule says is due, so no
+// refresh waits for, or is bound by, Vault's periodic cadence and time cap.
 func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) error {
 	if !b.WriteSafeReplicationState() {
+		b.loop.stop()
 		return nil
 	}
-	names, err := req.Storage.List(ctx, configPrefix)
-	if err != nil {
-		return fmt.Errorf("list configs: %w", err)
+	b.loop.start(b)
+	b.sched.signal() // run what is due now
+	b.tendAuthorizations(ctx, req.Storage) // device pollers, expired authorizations (device.go)
+	return nil
+}
+
+// refreshLoop is the goroutine that runs scheduled refreshes.
+type refreshLoop struct {
+	mu     sync.Mutex
+	cancel context.CancelFunc
+	done   chan struct{}
+	// built is closed once every stored name has been loaded and scheduled.
+	built chan struct{}
+}
+
+func (l *refreshLoop) start(b *backend) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cancel != nil {
+		return
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for _, name := range names {
-		snap, err := b.snapshot(ctx, req.Storage, name)
-		if err != nil || snap == nil || snap.state == nil {
-			continue
+	ctx, cancel := context.WithCancel(b.ctx)
+	done, built := make(chan struct{}), make(chan struct{})
+	l.cancel, l.done, l.built = cancel, done, built
+	go func() {
+		defer close(done)
+		if err := b.runRefreshLoop(ctx, built); err != nil {
+			b.refreshLog.Error("background refresh loop stopped; the next periodic call restarts it", "error", err)
 		}
-		if !snap.refreshWanted(b.now(), passDelay(name, snap.state.refreshWindow(snap.cfg.RefreshAhead))) {
-			continue
+		l.mu.Lock()
+		if l.done == done { // not stopped and restarted meanwhile
+			l.cancel = nil
 		}
+		l.mu.Unlock()
+		cancel()
+	}()
+}
+
+// stop ends the loop and waits for it; refreshes in flight finish first.
+func (l *refreshLoop) stop() {
+	l.mu.Lock()
+	cancel, done := l.cancel, l.done
+	l.cancel = nil
+	l.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// runRefreshLoop loads every stored name once (so each has a due time; reads
+// are served meanwhile), then refreshes what is due, sleeping until the next.
+func (b *backend) runRefreshLoop(ctx context.Context, built chan struct{}) error {
+	if err := b.scheduleStored(ctx); err != nil {
+		return err
+	}
+	close(built)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for ctx.Err() == nil {
+		b.refreshDue(ctx)
+		sleep := loopMaxSleep
+		if due, ok := b.sched.next(); ok {
+			sleep = min(max(due.Sub(b.now()), 0), loopMaxSleep)
+		}
+		timer.Reset(sleep)
 		select {
-		case b.background <- struct{}{}:
 		case <-ctx.Done():
-			return ctx.Err()
+		case <-b.sched.wake:
+		case <-timer.C:
 		}
-		wg.Add(1)
-		go func() {
-			defer func() { <-b.background; wg.Done() }()
-			if _, err := b.obtain(b.ctx, name, background); err != nil {
-				b.refreshLog.Warn("background refresh failed", "name", name, "error", err)
-			}
-		}()
 	}
 	return nil
 }
 
+// scheduleStored loads the snapshot of every stored name, which schedules it.
+func (b *backend) scheduleStored(ctx context.Context) error {
+	names, err := b.storage.List(ctx, configPrefix)
+	if err != nil {
+		return fmt.Errorf("list configs to schedule their refreshes: %w", err)
+	}
+	for _, name := range names {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if _, err := b.snapshot(ctx, b.storage, name); err != nil {
+			b.refreshLog.Warn("loading a config to schedule its refresh failed", "name", name, "error", err)
+		}
+	}
+	return nil
+}
+
+// refreshDue renews every chain due now, backgroundWorkers at a time, and
+// waits for them.
+func (b *backend) refreshDue(ctx context.Context) {
+	names := b.sched.popDue(b.now())
+	if len(names) == 0 {
+		return
+	}
+	defer b.metrics.timePass(time.Now())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i, name := range names {
+		select {
+		case b.background <- struct{}{}:
+		case <-ctx.Done():
+			for _, rest := range names[i:] {
+				b.reschedule(rest, b.now())
+				b.sched.finished()
+			}
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-b.background; b.sched.finished(); wg.Done() }()
+			b.refreshScheduled(name)
+		}()
+	}
+}
+
+// settle waits, up to timeout, until the loop has loaded every stored name
+// and nothing due now is left or in flight: for tests and benchmarks that
+// drive the clock.
+func (l *refreshLoop) settle(b *backend, timeout time.Duration) error {
+	l.mu.Lock()
+	built := l.built
+	l.mu.Unlock()
+	if built == nil {
+		return nil // never started
+	}
+	deadline := time.After(timeout)
+	for {
+		select {
+		case <-built:
+			if b.sched.pending(b.now()) == 0 {
+				return nil
+			}
+		default:
+		}
+		b.sched.signal()
+		select {
+		case <-deadline:
+			return fmt.Errorf("background refreshes not settled after %s", timeout)
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// refreshScheduled renews name if it still wants it, then schedules its next visit.
+func (b *backend) refreshScheduled(name string) {
+	snap, err := b.snapshot(b.ctx, b.storage, name)
+	if err != nil || snap == nil {
+		if err != nil {
+			b.refreshLog.Warn("background refresh could not load its config", "name", name, "error", err)
+			b.sched.set(name, b.now().Add(backoffBase))
+		}
+		return
+	}
+	if snap.refreshWanted(b.now(), passDelay(name, snap.state.refreshWindow(snap.cfg.RefreshAhead))) {
+		_, err := b.obtain(b.ctx, name, background)
+		b.metrics.backgroundRefresh(err)
+		if err != nil {
+			b.refreshLog.Warn("background refresh failed", "name", name, "error", err)
+		}
+	}
+	b.reschedule(name, b.now())
+}
+
+// reschedule sets name's next visit from its current snapshot, never sooner
+// than a second from now (so a chain that stays due cannot spin the loop),
+// and a dirty one after dirtyRetry.
+func (b *backend) reschedule(name string, now time.Time) {
+	snap := b.loaded(name)
+	if snap == nil {
+		return // forgotten: the next load schedules it again
+	}
+	due := snap.backgroundDue(name)
+	switch {
+	case due.IsZero():
+	case snap.dirty:
+		due = now.Add(dirtyRetry)
+	case due.Before(now.Add(time.Second)):
+		due = now.Add(time.Second)
+	}
+	b.sched.set(name, due)
+}
+
 // passDelay delays a name's background refresh past the start of its refresh
 // window by up to a quarter of the window, fixed per name, so names minted
-// together (a bulk import, a restart) reach the provider spread over several
-// passes, not in one burst. Reads still refresh at the window's start.
+// together (a bulk import, a restart) reach the provider spread out, not in
+// one burst. Reads still refresh at the window's start.
 func passDelay(name string, window time.Duration) time.Duration {
 	h := fnv.New32a()
 	h.Write([]byte(name))

@@ -1,8 +1,8 @@
 package tokenbroker
 
-// In-process benchmarks and the upstream-economy count (issue 6, figures 4
-// and 6). The timed figures against a real Vault live in bench/ and run with
-// `make bench`; nothing here is timed pass/fail, so it is safe in `make test`.
+// In-process benchmarks and the upstream-economy count (bench/results.md
+// reports both). The timed figures against a real Vault live in bench/ and run
+// with `make bench`; nothing here is timed pass/fail, so it is safe in `make test`.
 
 import (
 	"context"
@@ -24,60 +24,12 @@ import (
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
 
-// benchEnv is newEnv for a testing.TB: a backend on InmemStorage, a settable
-// clock shared with a TLS fake provider.
-type benchEnv struct {
-	tb      testing.TB
-	b       *backend
-	storage *logical.InmemStorage
-	clock   *clock
-	fake    *fakeprovider.Server
-}
-
-func newBenchEnv(tb testing.TB) *benchEnv {
-	tb.Helper()
-	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	fake := fakeprovider.New(fakeprovider.Options{TLS: true, Now: clk.Now, Lifetime: time.Hour})
-	if err := fake.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(fake.Close)
-
-	storage := &logical.InmemStorage{}
-	conf := logical.TestBackendConfig()
-	conf.StorageView = storage
-	b := newBackend(conf)
-	b.now = clk.Now
-	if err := b.Setup(context.Background(), conf); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { b.Cleanup(context.Background()) })
-	return &benchEnv{tb: tb, b: b, storage: storage, clock: clk, fake: fake}
-}
-
-func (e *benchEnv) do(op logical.Operation, path string, data map[string]any) *logical.Response {
-	e.tb.Helper()
-	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: op, Path: path, Data: data, Storage: e.storage})
-	if err == nil && resp != nil && resp.IsError() {
-		err = resp.Error()
-	}
-	if err != nil {
-		e.tb.Fatalf("%s %s: %v", op, path, err)
-	}
-	return resp
-}
-
-// echoConfig writes config/<name> for the Echo360 dialect with client id.
-func (e *benchEnv) echoConfig(name, clientID string) {
-	e.tb.Helper()
+// echoConfig registers clientID with the fake and writes config/<name> for
+// the Echo360 dialect with it, so calls can be counted per name.
+func (e *env) echoConfig(name, clientID string) {
+	e.t.Helper()
 	e.fake.AddClient(clientID, testClientSecret)
-	e.do(logical.CreateOperation, "config/"+name, map[string]any{
-		"provider":      "echo360",
-		"token_url":     e.fake.URL() + fakeprovider.Echo360.TokenPath(),
-		"client_id":     clientID,
-		"client_secret": testClientSecret,
-		"ca_pem":        e.fake.CAPEM(),
-	})
+	e.config(name, fakeprovider.Echo360, map[string]any{"client_id": clientID})
 }
 
 // countingTransport counts token requests per client_id (Echo360 sends it in
@@ -109,9 +61,9 @@ func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return c.base.RoundTrip(req)
 }
 
-// TestUpstreamEconomy24h is figure 4: 100 names with 1 h tokens and the
-// default 5 min refresh_ahead, 24 simulated hours with the periodic pass run
-// every simulated minute and reads in between. Each name may cost at most
+// TestUpstreamEconomy24h counts upstream calls over a simulated day: 100
+// names with 1 h tokens and the default 5 min refresh_ahead, 24 simulated
+// hours with the periodic pass run every simulated minute and reads in between. Each name may cost at most
 // ceil(86400 / (3600 - 300)) + 1 = 28 upstream calls (the +1 is the first
 // mint). With the refresh landing exactly on a minute tick the schedule gives
 // 26 refreshes + 1 mint = 27, or 26 where the pass's per-name jitter delays
@@ -125,7 +77,8 @@ func TestUpstreamEconomy24h(t *testing.T) {
 		day          = 24 * time.Hour
 		readsPerTick = 10
 	)
-	e := newBenchEnv(t)
+	e := newEnv(t)
+	e.fake.SetLifetime(lifetime)
 	counter := &callCounter{n: map[string]int{}}
 	e.b.newHTTPClient = func(caPEM string) (*http.Client, error) {
 		c, err := provider.NewHTTPClient(caPEM)
@@ -140,27 +93,26 @@ func TestUpstreamEconomy24h(t *testing.T) {
 	}
 	start := e.clock.Now()
 	for i := range names {
-		e.do(logical.ReadOperation, fmt.Sprintf("creds/econ-%03d", i), nil)
+		e.mustDo(logical.ReadOperation, fmt.Sprintf("creds/econ-%03d", i), nil)
 	}
 
-	ctx := context.Background()
 	reads := 0
 	for minute := 1; minute <= int(day/time.Minute); minute++ {
 		e.clock.Add(time.Minute)
 		now := e.clock.Now()
 		for j := range readsPerTick {
 			name := fmt.Sprintf("econ-%03d", (minute*readsPerTick+j)%names)
-			resp := e.do(logical.ReadOperation, "creds/"+name, nil)
+			resp := e.mustDo(logical.ReadOperation, "creds/"+name, nil)
 			if exp, _ := resp.Data["expires_at_seconds"].(int64); exp-now.Unix() < int64(expiryLeeway/time.Second) {
 				t.Fatalf("minute %d: %s served a token expiring at %d", minute, name, exp)
 			}
 			reads++
 		}
-		if err := e.b.PeriodicFunc(ctx, &logical.Request{Operation: logical.RollbackOperation, Storage: e.storage}); err != nil {
+		if err := e.periodic(); err != nil {
 			t.Fatalf("minute %d: periodic pass: %v", minute, err)
 		}
 		for i := range names { // let every background refresh land before time moves on
-			e.b.flight.Do(fmt.Sprintf("econ-%03d", i), func() (any, error) { return nil, nil })
+			e.settle(fmt.Sprintf("econ-%03d", i))
 		}
 	}
 	if got := e.clock.Now().Sub(start); got != day {
@@ -168,9 +120,9 @@ func TestUpstreamEconomy24h(t *testing.T) {
 	}
 
 	period := lifetime - refreshAhead
-	ceiling := int(math.Ceil(float64(day)/float64(period))) + 1 // the issue's bound: 28
+	ceiling := int(math.Ceil(float64(day)/float64(period))) + 1 // 28
 	// The background pass delays each name by up to a quarter of its window
-	// (passJitter), so a name may refresh up to that much later each time.
+	// (passDelay), so a name may refresh up to that much later each time.
 	floor := int(day/(period+refreshAhead/4)) + 1
 	minCalls, maxCalls, total := math.MaxInt, 0, 0
 	for i := range names {
@@ -191,12 +143,13 @@ func TestUpstreamEconomy24h(t *testing.T) {
 	}
 }
 
-// BenchmarkCredsReadCached is figure 6: the cached creds read through the
-// framework's HandleRequest, as the plugin's gRPC server calls it.
+// BenchmarkCredsReadCached is the cached creds read through the framework's
+// HandleRequest, as the plugin's gRPC server calls it.
 func BenchmarkCredsReadCached(b *testing.B) {
-	e := newBenchEnv(b)
-	e.echoConfig("x", testClientID)
-	e.do(logical.ReadOperation, "creds/x", nil) // mint once; every read below is cached
+	e := newEnv(b)
+	e.fake.SetLifetime(time.Hour)
+	e.config("x", fakeprovider.Echo360, nil)
+	e.token("x") // mint once; every read below is cached
 	calls := e.fake.TotalCalls()
 	ctx := context.Background()
 	read := func() {
@@ -211,7 +164,7 @@ func BenchmarkCredsReadCached(b *testing.B) {
 	}
 }
 
-// BenchmarkNoopReadInProcess is the in-process floor for the figure above: the
+// BenchmarkNoopReadInProcess is the in-process floor for the benchmark above: the
 // same framework routing to a handler that returns a constant map (the
 // handler of bench/noop), so the difference is our handler's own cost.
 func BenchmarkNoopReadInProcess(b *testing.B) {
@@ -238,7 +191,7 @@ func BenchmarkNoopReadInProcess(b *testing.B) {
 	storage := &logical.InmemStorage{}
 	conf.StorageView = storage
 	if err := nb.Setup(context.Background(), conf); err != nil {
-		b.Fatal(err)
+		b.Fatalf("noop backend setup: %v", err)
 	}
 	ctx := context.Background()
 	read := func() {

@@ -29,6 +29,7 @@ type obtained struct {
 // then starts a new chain if the config can mint. Callers hold the name's lock.
 func (b *backend) renew(ctx context.Context, name string, snap *snapshot) (*snapshot, obtained, error) {
 	ep := snap.cfg.endpoint()
+	ep.Now = b.now // assertions' iat and exp
 	if snap.state != nil && snap.state.RefreshToken != "" && snap.cfg.refreshes() {
 		tok, err := b.refresh(ctx, name, &snap, ep)
 		if err == nil {
@@ -38,23 +39,23 @@ func (b *backend) renew(ctx context.Context, name string, snap *snapshot) (*snap
 			return snap, obtained{}, err
 		}
 		snap = snap.withState(snap.state.withoutChain().edited(func(st *tokenState) {
-			st.NeedsRefreshToken = !ep.CanMint()
+			st.NeedsRefreshToken = !snap.canMint()
 		}))
 		var persistErr error
 		if snap, persistErr = b.persist(ctx, name, snap); persistErr != nil {
 			return snap, obtained{}, persistErr
 		}
-		if !ep.CanMint() {
+		if !snap.canMint() {
 			b.refreshLog.Error("refresh chain lost; write a new refresh_token to the config", "name", name, "error", err)
 			return snap, obtained{}, errNeedsRefreshToken(name, err)
 		}
 		b.refreshLog.Warn("refresh token refused or possibly spent; starting a new chain with the base grant",
 			"name", name, "grant", ep.BaseGrant(), "error", err)
 	}
-	if !ep.CanMint() {
-		return snap, obtained{}, fmt.Errorf("config %q holds no refresh token and no credentials for the %s grant", name, ep.BaseGrant())
+	if !snap.canMint() {
+		return snap, obtained{}, errNotConnected(name, snap)
 	}
-	return b.mint(ctx, name, snap, ep)
+	return b.mintSigned(ctx, name, snap, ep) // mint_signed.go
 }
 
 // spent reports whether a failed refresh leaves its token unusable: the
@@ -124,6 +125,7 @@ func (b *backend) sendRefresh(ctx context.Context, name string, snapp **snapshot
 		st.RefreshSends++
 	}))
 	if err := writeState(ctx, b.storage, name, marked.state); err != nil {
+		b.metrics.persistFailures.Inc()
 		// Not sent: the stored token stays good, but without the mark a
 		// crash could not be told apart from "never sent".
 		return nil, fmt.Errorf("refresh of %q not attempted, its state could not be saved first: %w", name, err)
@@ -212,9 +214,21 @@ func (b *backend) promoteSecret(ctx context.Context, name string, snap *snapshot
 func (b *backend) exchange(ctx context.Context, name string, snap *snapshot, ep *provider.Endpoint, grant provider.Grant, refreshToken string) (*provider.Token, error) {
 	ctx, cancel := context.WithTimeout(ctx, snap.cfg.Timeout)
 	defer cancel()
+	if !VaultAlive() {
+		return nil, fmt.Errorf("%s grant for %q not sent: the Vault that started this plugin is gone", grant, name)
+	}
+	host := hostOf(ep.TokenURL)
+	if err := b.limits.wait(ctx, host, b.now()); err != nil {
+		return nil, fmt.Errorf("%s grant for %q: %w", grant, name, err)
+	}
 	start := time.Now()
 	tok, err := (&provider.Client{HTTP: snap.client}).Exchange(ctx, ep, grant, refreshToken)
 	latency := time.Since(start)
+	var pe *provider.Error
+	if errors.As(err, &pe) && pe.RetryAfter > 0 {
+		b.limits.pause(host, b.now().Add(pe.RetryAfter)) // the provider slows this host down for every name
+	}
+	b.metrics.providerCall(name, grant, latency, err, ctx.Err())
 	if err != nil {
 		b.providerLog.Warn("provider call failed", "name", name, "grant", grant, "latency", latency, "error", err)
 		if ctx.Err() != nil {
@@ -256,11 +270,14 @@ func (s *snapshot) newState(tok obtained, now time.Time) *tokenState {
 		// RFC 6749 §6: no new one issued, the old one stays.
 		st.RefreshToken, st.RefreshExpiresAt = s.state.RefreshToken, s.state.RefreshExpiresAt
 	}
+	if tok.grant == provider.GrantRefreshToken && s.state != nil {
+		st.Connected = s.state.Connected // a user's chain stays theirs
+	}
 	return st
 }
 
 func errNeedsRefreshToken(name string, cause error) error {
-	msg := fmt.Sprintf("the refresh chain of %q is lost and its config cannot mint without one: write a new refresh_token to config/%s", name, name)
+	msg := fmt.Sprintf("the refresh chain of %q is lost and its config cannot mint without one: write a new refresh_token to config/%s, or connect the account again (authorize/%s or device/%s)", name, name, name, name)
 	if cause != nil {
 		msg += " (provider said: " + cause.Error() + ")"
 	}

@@ -67,6 +67,21 @@ type providerConfig struct {
 	// RefreshReuseGrace: how long the provider accepts a rotated refresh
 	// token again; within it, a lost refresh may be resent once.
 	RefreshReuseGrace time.Duration `json:"refresh_reuse_grace,omitempty"`
+
+	// A user's authorization (onboarding.go): the authorization and device
+	// endpoints, where the provider sends the user back, PKCE and extra
+	// authorization parameters. Issuer and Tenant fill URLs in at write
+	// time (discovery.go).
+	AuthURL     string            `json:"auth_url,omitempty"`
+	DeviceURL   string            `json:"device_authorization_url,omitempty"`
+	RedirectURI string            `json:"redirect_uri,omitempty"`
+	PKCE        provider.PKCE     `json:"pkce,omitempty"`
+	AuthParams  map[string]string `json:"auth_params,omitempty"`
+	Issuer      string            `json:"issuer,omitempty"`
+	Tenant      string            `json:"tenant,omitempty"`
+
+	// Signed credentials: the grant, assertions, GitHub App (config_signing.go).
+	signingConfig
 }
 
 // refreshes reports whether refresh tokens are used at all.
@@ -104,12 +119,15 @@ func (c *providerConfig) endpoint() *provider.Endpoint {
 	if all := c.secrets(); len(all) > 0 {
 		secret = all[0]
 	}
-	return &provider.Endpoint{
+	ep := &provider.Endpoint{
 		Dialect: c.Provider, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
 		ClientID: c.ClientID, ClientSecret: secret, APIKey: c.APIKey,
 		Scopes: c.Scopes, Audience: c.Audience, ExtraParams: c.ExtraParams,
 		AuthStyle: c.AuthStyle, Encoding: c.Encoding,
+		AuthURL: c.AuthURL, DeviceURL: c.DeviceURL, RedirectURI: c.RedirectURI, PKCE: c.PKCE, AuthParams: c.AuthParams,
 	}
+	c.fillSigning(ep, nil)
+	return ep
 }
 
 // secrets lists the client secrets to try, in order, without repeats.
@@ -134,13 +152,15 @@ func (c *providerConfig) withSecretFirst(secret string) *providerConfig {
 // sameCredentials reports whether tokens minted under c are still those o would mint.
 func (c *providerConfig) sameCredentials(o *providerConfig) bool {
 	return c.Provider == o.Provider && c.TokenURL == o.TokenURL && c.RefreshURL == o.RefreshURL &&
-		c.ClientID == o.ClientID && slices.Equal(c.secrets(), o.secrets()) && c.APIKey == o.APIKey
+		c.ClientID == o.ClientID && slices.Equal(c.secrets(), o.secrets()) && c.APIKey == o.APIKey &&
+		c.sameSigner(&o.signingConfig)
 }
 
 // sameTokenShape reports whether an access token minted under c fits o's request.
 func (c *providerConfig) sameTokenShape(o *providerConfig) bool {
 	return slices.Equal(c.Scopes, o.Scopes) && c.Audience == o.Audience &&
-		maps.Equal(c.ExtraParams, o.ExtraParams) && c.AuthStyle == o.AuthStyle && c.Encoding == o.Encoding
+		maps.Equal(c.ExtraParams, o.ExtraParams) && c.AuthStyle == o.AuthStyle && c.Encoding == o.Encoding &&
+		c.sameSignedShape(&o.signingConfig)
 }
 
 // credentialFields names, in config terms, what the wire says is missing.
@@ -148,6 +168,14 @@ var credentialFields = map[provider.Credential]string{
 	provider.NeedsClientID:     "client_id",
 	provider.NeedsClientSecret: "client_secret",
 	provider.NeedsAPIKey:       "api_key",
+
+	provider.NeedsSigningKey:       "a signing key (private_key, generate_key or service_account_json)",
+	provider.NeedsCertificate:      "certificate (the signing key's; generate_key makes one)",
+	provider.NeedsAssertionIssuer:  "assertion_issuer (or client_id)",
+	provider.NeedsAssertionSubject: "assertion_subject",
+	provider.NeedsScopes:           "scopes",
+	provider.NeedsAppID:            "app_id",
+	provider.NeedsInstallation:     "installation_id or installation_owner",
 }
 
 // validate checks c as a whole: a known dialect and styles, usable URLs,
@@ -169,11 +197,18 @@ func (c *providerConfig) validate(hasSeed bool) error {
 	if hasSeed && !c.refreshes() {
 		return fmt.Errorf("a refresh_token is held but refresh_grant is never (the %s default): set refresh_grant=auto to use it", c.Provider)
 	}
-	if c.TokenURL == "" {
+	if err := c.validateAuthorization(); err != nil {
+		return err
+	}
+	tokenURL := c.endpoint().EffectiveTokenURL() // a GitHub App's comes from api_url
+	if tokenURL == "" {
 		return fmt.Errorf("token_url is required")
 	}
-	if err := provider.CheckURL(c.TokenURL); err != nil {
+	if err := provider.CheckURL(tokenURL); err != nil {
 		return fmt.Errorf("token_url: %w", err)
+	}
+	if err := c.validateSigning(); err != nil {
+		return err
 	}
 	if c.RefreshURL != "" {
 		if err := provider.CheckURL(c.RefreshURL); err != nil {
@@ -192,8 +227,10 @@ func (c *providerConfig) validate(hasSeed bool) error {
 		return nil
 	case hasSeed && ep.RefreshNeeds() != "":
 		return fmt.Errorf("provider %s needs %s", c.Provider, credentialFields[ep.RefreshNeeds()])
-	case hasSeed:
-		return nil
+	case hasSeed, c.authorizable():
+		return nil // a chain starts from the seed, or from authorize/ or device/
+	case mint == provider.NeedsAuthorization:
+		return fmt.Errorf("provider %s starts only from a user's authorization: set client_id and auth_url or device_authorization_url (or write a seed refresh_token)", c.Provider)
 	case mint == provider.NeedsClientID:
 		return fmt.Errorf("provider %s needs client_id", c.Provider)
 	default:
@@ -213,7 +250,8 @@ func loadConfig(ctx context.Context, s logical.Storage, name string) (*providerC
 	if err := entry.DecodeJSON(cfg); err != nil {
 		return nil, fmt.Errorf("decode config %q: %w", name, err)
 	}
-	return cfg, nil
+	cfg.keys, err = loadKeyRing(ctx, s, name) // stored apart (key/<name>)
+	return cfg, err
 }
 
 func writeConfig(ctx context.Context, s logical.Storage, name string, cfg *providerConfig) error {

@@ -33,9 +33,13 @@ var background = want{beyondWindow: true}
 // runs on the backend's context, so a caller that gives up cannot cut it short.
 func (b *backend) obtain(ctx context.Context, name string, w want) (*snapshot, error) {
 	for attempt := 1; ; attempt++ {
-		ch := b.flight.DoChan(name, func() (any, error) { return b.lockAndObtain(name, w) })
+		led := false // this caller's function ran: it made the call others may share
+		ch := b.flight.DoChan(name, func() (any, error) { led = true; return b.lockAndObtain(name, w) })
 		select {
 		case r := <-ch:
+			if r.Shared && !led && w != background {
+				b.metrics.forName(name).waiters.Add(1) // a read that shared another caller's upstream call
+			}
 			snap, _ := r.Val.(*snapshot)
 			if r.Shared && attempt == 1 && (snap == nil || !w.satisfiedBy(snap, b.now())) {
 				// We joined a call made for another need (a background

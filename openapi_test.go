@@ -18,7 +18,7 @@ func TestOpenAPI(t *testing.T) {
 	e.b.System().(*logical.StaticSystemView).PluginEnvironment = &logical.PluginEnvironment{VaultVersion: "v1.21.0"}
 	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.HelpOperation, Storage: e.storage})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("help request: %v", err)
 	}
 	doc, ok := resp.Data["openapi"].(*framework.OASDocument)
 	if !ok {

@@ -20,14 +20,15 @@ func pathConfig(b *backend) []*framework.Path {
 				OperationPrefix: "tokenbroker",
 				OperationSuffix: "configs",
 			},
+			Fields: listFields,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathConfigList,
-					Summary:  "List the names of all provider configs.",
+					Callback: b.pathNamesList,
+					Summary:  "List the names of all provider configs, a page at a time with after and limit.",
 				},
 			},
 			HelpSynopsis:    "List provider configs.",
-			HelpDescription: "Lists the names of every config/<name> entry.",
+			HelpDescription: "Lists the names of every config/<name> entry, sorted; after and limit page through them.",
 		},
 		{
 			Pattern: "config/" + framework.MatchAllRegex("name"),
@@ -61,13 +62,20 @@ writing refresh_token starts a new refresh chain from that seed.
 var configFields = map[string]*framework.FieldSchema{
 	"name": {Type: framework.TypeString, Description: "Name of the config; letters, digits, '-', '_' and '.'."},
 	"provider": {Type: framework.TypeString, Default: string(provider.OAuth2),
-		Description:   "Wire dialect: oauth2 (RFC 6749, form body), oauth2_json, echo360, apivideo or endorsed.",
-		AllowedValues: []any{"oauth2", "oauth2_json", "echo360", "apivideo", "endorsed"}},
-	"token_url":     {Type: framework.TypeString, Description: "Token endpoint URL. https only, except loopback hosts.", Required: true},
-	"refresh_url":   {Type: framework.TypeString, Description: "Refresh endpoint URL, when not the token URL (apivideo derives <origin>/auth/refresh)."},
-	"client_id":     {Type: framework.TypeString, Description: "OAuth client id."},
-	"client_secret": {Type: framework.TypeString, Description: "OAuth client secret. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
-	"api_key":       {Type: framework.TypeString, Description: "API key (apivideo). Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+		Description:   "Wire dialect: oauth2 (RFC 6749, form body), oauth2_json, echo360, apivideo or endorsed; or a provider preset (google, microsoft, github, salesforce, xero, intuit, zoom, box, okta, auth0) that also fills in its endpoints.",
+		AllowedValues: dialectValues()},
+	"token_url":                {Type: framework.TypeString, Description: "Token endpoint URL. https only, except loopback hosts. Required unless a provider preset or issuer gives it."},
+	"auth_url":                 {Type: framework.TypeString, Description: "Authorization endpoint, for authorize/<name> (default: the preset's or issuer's)."},
+	"device_authorization_url": {Type: framework.TypeString, Description: "Device authorization endpoint (RFC 8628), for device/<name> (default: the preset's or issuer's)."},
+	"redirect_uri":             {Type: framework.TypeString, Description: "Where the provider sends the user back: https://<vault>/v1/<mount>/callback, registered with the provider."},
+	"pkce":                     {Type: framework.TypeString, Description: "PKCE for browser authorizations: S256 (default) or off.", AllowedValues: []any{"S256", "off"}},
+	"auth_params":              {Type: framework.TypeKVPairs, Description: "Extra authorization parameters (map, or key=value pairs), e.g. prompt=consent."},
+	"issuer":                   {Type: framework.TypeString, Description: "OAuth/OpenID issuer URL: its published metadata fills in token_url, auth_url and device_authorization_url at write time."},
+	"tenant":                   {Type: framework.TypeString, Description: "The account's part of a preset's URLs: a Microsoft tenant (default common), an Okta or Auth0 domain."},
+	"refresh_url":              {Type: framework.TypeString, Description: "Refresh endpoint URL, when not the token URL (apivideo derives <origin>/auth/refresh)."},
+	"client_id":                {Type: framework.TypeString, Description: "OAuth client id."},
+	"client_secret":            {Type: framework.TypeString, Description: "OAuth client secret. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+	"api_key":                  {Type: framework.TypeString, Description: "API key (apivideo). Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 	"client_secrets": {Type: framework.TypeCommaStringSlice, Description: "Further client secrets tried in order when the provider refuses client_secret (rotation without downtime); the first that works is kept first. Write-only.",
 		DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 	"refresh_token": {Type: framework.TypeString, Description: "Seed refresh token that starts a refresh chain. Write-only.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
@@ -101,14 +109,6 @@ func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, d 
 	return cfg != nil, err
 }
 
-func (b *backend) pathConfigList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	names, err := req.Storage.List(ctx, configPrefix)
-	if err != nil {
-		return nil, fmt.Errorf("list configs: %w", err)
-	}
-	return logical.ListResponse(names), nil
-}
-
 func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name, err := nameField(d)
 	if err != nil {
@@ -124,27 +124,34 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	}
 	ep := cfg.endpoint()
 	data := map[string]any{
-		"provider":             string(cfg.Provider),
-		"token_url":            cfg.TokenURL,
-		"refresh_url":          cfg.RefreshURL,
-		"client_id":            cfg.ClientID,
-		"scopes":               nonNil(cfg.Scopes),
-		"audience":             cfg.Audience,
-		"extra_params":         nonNilMap(cfg.ExtraParams),
-		"auth_style":           string(ep.EffectiveAuthStyle()),
-		"encoding":             string(ep.EffectiveEncoding()),
-		"refresh_ahead":        int64(cfg.RefreshAhead.Seconds()),
-		"default_ttl":          int64(cfg.DefaultTTL.Seconds()),
-		"timeout":              int64(cfg.Timeout.Seconds()),
-		"ca_pem":               cfg.CAPEM,
-		"refresh_grant":        cfg.refreshGrantInForce(),
-		"refresh_reuse_grace":  int64(cfg.RefreshReuseGrace.Seconds()),
-		"client_secret_set":    len(cfg.secrets()) > 0,
-		"client_secrets_count": len(cfg.secrets()),
-		"api_key_set":          cfg.APIKey != "",
-		"refresh_token_set":    state != nil && state.RefreshToken != "",
-		"needs_refresh_token":  state != nil && state.NeedsRefreshToken,
-		"schema_version":       cfg.SchemaVersion,
+		"provider":                 string(cfg.Provider),
+		"token_url":                cfg.TokenURL,
+		"refresh_url":              cfg.RefreshURL,
+		"client_id":                cfg.ClientID,
+		"scopes":                   nonNil(cfg.Scopes),
+		"audience":                 cfg.Audience,
+		"extra_params":             nonNilMap(cfg.ExtraParams),
+		"auth_style":               string(ep.EffectiveAuthStyle()),
+		"encoding":                 string(ep.EffectiveEncoding()),
+		"refresh_ahead":            int64(cfg.RefreshAhead.Seconds()),
+		"default_ttl":              int64(cfg.DefaultTTL.Seconds()),
+		"timeout":                  int64(cfg.Timeout.Seconds()),
+		"ca_pem":                   cfg.CAPEM,
+		"refresh_grant":            cfg.refreshGrantInForce(),
+		"refresh_reuse_grace":      int64(cfg.RefreshReuseGrace.Seconds()),
+		"client_secret_set":        len(cfg.secrets()) > 0,
+		"client_secrets_count":     len(cfg.secrets()),
+		"api_key_set":              cfg.APIKey != "",
+		"refresh_token_set":        state != nil && state.RefreshToken != "",
+		"needs_refresh_token":      state != nil && state.NeedsRefreshToken,
+		"schema_version":           cfg.SchemaVersion,
+		"auth_url":                 cfg.AuthURL,
+		"device_authorization_url": cfg.DeviceURL,
+		"redirect_uri":             cfg.RedirectURI,
+		"pkce":                     string(ep.EffectivePKCE()),
+		"auth_params":              nonNilMap(cfg.AuthParams),
+		"issuer":                   cfg.Issuer,
+		"tenant":                   cfg.Tenant,
 	}
 	if u := ep.EffectiveRefreshURL(); u != cfg.TokenURL {
 		data["refresh_url"] = u
@@ -172,6 +179,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		cfg.SchemaVersion = configSchemaVersion
 	}
 	seed, err := cfg.apply(d)
+	if err == nil {
+		err = b.fillEndpoints(ctx, cfg, d, old == nil)
+	}
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
@@ -199,6 +209,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := writeConfig(ctx, req.Storage, name, cfg); err != nil {
 		return nil, err
 	}
+	b.names.add(name)
 	if err := writeState(ctx, req.Storage, name, state); err != nil {
 		// The config is stored but the token state is not what it must be:
 		// forget the snapshot so the next read reloads from storage.
@@ -206,6 +217,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	next := newSnapshot(cfg, client, state)
+	next.counters = b.metrics.forName(name)
 	if old := b.loaded(name); old != nil {
 		next.health = old.health // counters survive a config edit
 	}
@@ -222,6 +234,8 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	lock.Lock()
 	defer lock.Unlock()
 	defer b.forget(name)
+	b.sched.remove(name)
+	b.names.remove(name)
 	if err := deleteState(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
@@ -237,6 +251,8 @@ func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) 
 		"token_url": &c.TokenURL, "refresh_url": &c.RefreshURL, "client_id": &c.ClientID,
 		"client_secret": &c.ClientSecret, "api_key": &c.APIKey, "audience": &c.Audience,
 		"ca_pem": &c.CAPEM, "refresh_token": &seed,
+		"auth_url": &c.AuthURL, "device_authorization_url": &c.DeviceURL, "redirect_uri": &c.RedirectURI,
+		"issuer": &c.Issuer, "tenant": &c.Tenant, "pkce": (*string)(&c.PKCE),
 	}
 	for key, dst := range strs {
 		if v, ok, err := field[string](d, key); err != nil {
@@ -257,6 +273,11 @@ func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) 
 		return "", err
 	} else if ok {
 		c.ExtraParams = v
+	}
+	if v, ok, err := field[map[string]string](d, "auth_params"); err != nil {
+		return "", err
+	} else if ok {
+		c.AuthParams = v
 	}
 	durations := []struct {
 		key      string

@@ -12,10 +12,11 @@ func pathStatus(b *backend) []*framework.Path {
 		{
 			Pattern:      "status/?$",
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "statuses"},
+			Fields:       listFields,
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.ListOperation: &framework.PathOperation{
-					Callback: b.pathConfigList,
-					Summary:  "List the names whose status can be read.",
+					Callback: b.pathNamesList,
+					Summary:  "List the names whose status can be read, a page at a time with after and limit.",
 				},
 			},
 			HelpSynopsis:    "List names with a status.",
@@ -94,6 +95,9 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 	}
 	if !st.ExpiresAt.IsZero() {
 		data["expires_in_seconds"] = int64(st.ExpiresAt.Sub(now).Seconds())
+	}
+	if err := b.pendingStatus(ctx, req.Storage, name, snap, data); err != nil {
+		return nil, err
 	}
 	return &logical.Response{Data: data}, nil
 }

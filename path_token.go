@@ -109,6 +109,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	now := b.now()
 	w := want{minTTL: time.Duration(minTTL) * time.Second}
 	var warning string
+	result := readCached
 	if !w.satisfiedBy(snap, now) {
 		if b.cacheLog.IsDebug() {
 			b.cacheLog.Debug("no usable cached token; waiting for the provider", "name", name, "min_ttl", w.minTTL)
@@ -116,13 +117,15 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		fresh, err := b.obtain(ctx, name, w)
 		switch {
 		case err == nil:
-			snap, now = fresh, b.now()
+			snap, now, result = fresh, b.now(), readWaited
 		case errors.Is(err, logical.ErrReadOnly):
 			return nil, err // Vault forwards the request to the active node
 		case snap.state.usableFor(now, 0):
 			// The provider failed but the cached token is still valid: serve it.
 			warning = "a new token could not be obtained; returning the cached one: " + err.Error()
+			result = readStaleServed
 		default:
+			snap.counters.read(readFailed)
 			return nil, err
 		}
 	} else if snap.refreshWanted(now, 0) && b.WriteSafeReplicationState() {
@@ -131,6 +134,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		}
 		b.refreshInBackground(name)
 	}
+	snap.counters.read(result)
 
 	resp := credsResponse(snap, now)
 	if warning != "" {

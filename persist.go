@@ -28,6 +28,7 @@ func (b *backend) persist(ctx context.Context, name string, snap *snapshot) (*sn
 	}
 	snap = snap.with(func(n *snapshot) { n.dirty = true })
 	b.publish(name, snap)
+	b.metrics.persistFailures.Inc()
 	b.refreshLog.Error("token state not saved; keeping it in memory and retrying later", "name", name, "error", err)
 	return snap, fmt.Errorf("token state for %q not saved (kept in memory, will retry): %w", name, err)
 }

@@ -25,6 +25,8 @@ type snapshot struct {
 	// chain that cannot mint and whose refresh token's expiry is known.
 	reauthorizeBy time.Time
 	health
+	// counters are the name's metrics counters, shared by all its snapshots.
+	counters *nameCounters
 }
 
 // reauthorizeNotice is how long before reauthorizeBy reads warn and status
@@ -63,7 +65,7 @@ func newSnapshot(cfg *providerConfig, client *http.Client, state *tokenState) *s
 func (s *snapshot) derive() {
 	s.view = newCredsView(s.state)
 	s.reauthorizeBy = time.Time{}
-	if s.state != nil && s.state.RefreshToken != "" && !s.cfg.endpoint().CanMint() {
+	if s.state != nil && s.state.RefreshToken != "" && !s.canMint() {
 		s.reauthorizeBy = s.state.RefreshExpiresAt
 	}
 }
@@ -89,21 +91,44 @@ func (s *snapshot) withState(st *tokenState) *snapshot {
 	return s.with(func(n *snapshot) { n.state = st })
 }
 
+// refreshDueAt is when the chain should be renewed with nobody waiting: the
+// start of its refresh window pushed back by delay, or later while backing
+// off. The zero time means never: no token to keep fresh, or a chain that
+// needs an operator.
+func (s *snapshot) refreshDueAt(delay time.Duration) time.Time {
+	if s.state == nil || s.state.NeedsRefreshToken || s.state.AccessToken == "" {
+		return time.Time{}
+	}
+	due := s.state.refreshAt(s.cfg.RefreshAhead).Add(delay)
+	for _, until := range []time.Time{s.backoffUntil, s.notBefore} {
+		if until.After(due) {
+			due = until
+		}
+	}
+	return due
+}
+
 // refreshWanted reports whether the chain should be renewed now: its state
-// awaits saving, or the token is in its refresh window and nothing holds us
-// back. delay pushes the window's start later (the background pass's jitter).
+// awaits saving, or refreshDueAt (with delay) has passed.
 func (s *snapshot) refreshWanted(now time.Time, delay time.Duration) bool {
 	if s.dirty {
 		return true
 	}
-	return s.refreshAllowed(now) && s.state.AccessToken != "" &&
-		!now.Before(s.state.refreshAt(s.cfg.RefreshAhead).Add(delay))
+	due := s.refreshDueAt(delay)
+	return !due.IsZero() && !now.Before(due)
 }
 
-// refreshAllowed reports whether a refresh that nobody waits for may call
-// the provider now.
-func (s *snapshot) refreshAllowed(now time.Time) bool {
-	return s.state != nil && !s.state.NeedsRefreshToken && s.holdsBack(now, true).IsZero()
+// backgroundDue is when the background refresh loop should visit name: at
+// once when its state awaits saving, else at refreshDueAt pushed back by the
+// name's passDelay. The zero time means never.
+func (s *snapshot) backgroundDue(name string) time.Time {
+	if s.dirty {
+		return time.Unix(1, 0) // already due
+	}
+	if s.state == nil {
+		return time.Time{}
+	}
+	return s.refreshDueAt(passDelay(name, s.state.refreshWindow(s.cfg.RefreshAhead)))
 }
 
 // snapshot returns name's snapshot, loading it from storage on first use.
@@ -126,10 +151,13 @@ func (b *backend) snapshot(ctx context.Context, s logical.Storage, name string) 
 		return nil, fmt.Errorf("config %q: %w", name, err)
 	}
 	loaded := newSnapshot(cfg, client, state)
-	v, _ := b.snapshots.LoadOrStore(name, loaded)
+	loaded.counters = b.metrics.forName(name)
+	v, stored := b.snapshots.LoadOrStore(name, loaded)
 	if b.invalidations.Load() != epoch {
 		// Storage changed while we read it; do not keep what may be stale.
 		b.snapshots.CompareAndDelete(name, loaded)
+	} else if !stored {
+		b.sched.set(name, loaded.backgroundDue(name))
 	}
 	return v.(*snapshot), nil
 }
@@ -142,8 +170,12 @@ func (b *backend) loaded(name string) *snapshot {
 	return nil
 }
 
-// publish makes snap what readers of name see.
-func (b *backend) publish(name string, snap *snapshot) { b.snapshots.Store(name, snap) }
+// publish makes snap what readers of name see, and schedules its next
+// background refresh.
+func (b *backend) publish(name string, snap *snapshot) {
+	b.snapshots.Store(name, snap)
+	b.sched.set(name, snap.backgroundDue(name))
+}
 
 // forget drops name's snapshot, so the next read loads it from storage.
 func (b *backend) forget(name string) { b.snapshots.Delete(name) }

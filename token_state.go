@@ -38,6 +38,9 @@ type tokenState struct {
 	// how often; they bound a resend within refresh_reuse_grace to one.
 	RefreshSentAt time.Time `json:"refresh_sent_at,omitzero"`
 	RefreshSends  int       `json:"refresh_sends,omitempty"`
+	// Connected: a user's authorization started this chain (onboarding.go);
+	// refreshes carry it on, and it is never replaced by the base grant.
+	Connected *connection `json:"connected,omitempty"`
 }
 
 // expiryLeeway: a token this close to expiry is not handed out; it would die

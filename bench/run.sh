@@ -72,7 +72,7 @@ go test -count=1 -timeout 5m -run '^TestUpstreamEconomy24h$' -v . >"$logs/econ.t
 	tb_log "the economy test failed; see bench/out/econ.txt"
 tb_log "micro-benchmarks (go test -bench -benchmem)"
 {
-	go test -count=1 -timeout 5m -run '^$' -bench '^(BenchmarkCredsReadCached|BenchmarkNoopReadInProcess)$' -benchmem . &&
+	go test -count=1 -timeout 5m -run '^$' -bench '^(BenchmarkCredsReadCached|BenchmarkNoopReadInProcess|BenchmarkMetricsScrape)$' -benchmem . &&
 		go test -count=1 -timeout 5m -run '^$' -bench . -benchmem ./bench/
 } >"$logs/micro.txt" 2>&1 || tb_log "a micro-benchmark failed; see bench/out/micro.txt"
 

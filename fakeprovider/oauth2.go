@@ -90,8 +90,12 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 		default:
 			writeOAuth2Token(w, out, "Bearer")
 		}
+	case grantAuthorizationCode:
+		s.handleAuthorizationCode(w, clientID, basic, form)
+	case grantDeviceCode:
+		s.handleDeviceCode(w, clientID, basic, form)
 	default:
-		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: client_credentials, refresh_token", basic)
+		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: client_credentials, refresh_token, authorization_code, device_code", basic)
 	}
 }
 

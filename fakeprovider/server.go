@@ -83,6 +83,9 @@ type Server struct {
 	refreshExpiryField RefreshExpiryField
 	reuseGrace         time.Duration
 
+	// user holds authorization codes and device authorizations (authcode.go, device.go).
+	user userFlows
+
 	// Counters, zeroed by Reset.
 	calls       map[string]int
 	total       int
@@ -124,6 +127,7 @@ func New(opts Options) *Server {
 	mux.Handle(PathAPIVideoRefresh, s.tokenEndpoint(APIVideo, s.handleAPIVideoRefresh))
 	mux.Handle(PathEndorsedToken, s.tokenEndpoint(Endorsed, s.handleEndorsed))
 	mux.HandleFunc(PathWhoami, s.handleWhoami)
+	s.registerUserFlows(mux)
 	s.mux = mux
 	return s
 }

@@ -23,6 +23,8 @@ const MaxBody = 1 << 20
 // Client exchanges grants for tokens over HTTP.
 type Client struct {
 	HTTP *http.Client
+	// BodyLimit replaces MaxBody for answers known to be large (0: MaxBody).
+	BodyLimit int64
 }
 
 // NewHTTPClient returns a pooled client that trusts caPEM (when set) instead of
@@ -53,14 +55,42 @@ func NewHTTPClient(caPEM string) (*http.Client, error) {
 // Exchange performs grant against e and returns the token. Errors are *Error.
 func (c *Client) Exchange(ctx context.Context, e *Endpoint, grant Grant, refreshToken string) (*Token, error) {
 	secrets := []string{e.ClientSecret, e.APIKey, refreshToken}
+	if g := e.mint(); grant == g.name && g.exchange != nil {
+		return g.exchange(c, ctx, e) // not an RFC 6749 token request
+	}
 	req, err := e.NewRequest(ctx, grant, refreshToken)
 	if err != nil {
 		return nil, &Error{Class: Refused, Description: redact(err.Error(), secrets)}
 	}
+	return c.token(e, req, secrets)
+}
+
+// token sends req and reads a token response. secrets are what the request
+// carries; no error repeats them. A refresh token whose lifetime the provider
+// did not announce gets the dialect's documented one.
+func (c *Client) token(e *Endpoint, req *http.Request, secrets []string) (*Token, error) {
+	status, contentType, retry, body, err := c.roundTrip(req, secrets)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := parseResponse(status, contentType, body)
+	if err != nil {
+		return nil, cleaned(err, secrets, retry)
+	}
+	if tok.RefreshToken != "" && tok.RefreshExpiresIn == 0 {
+		tok.RefreshExpiresIn = e.row().refreshLifetime
+	}
+	return tok, nil
+}
+
+// roundTrip sends req and returns the answer's status, content type,
+// Retry-After and body (capped at MaxBody). Errors are *Error: a failed round
+// trip is Temporary when the request was not written, else Lost.
+func (c *Client) roundTrip(req *http.Request, secrets []string) (status int, contentType string, retry time.Duration, body []byte, err error) {
 	// Whether the request was written decides whether a lost answer may have
 	// spent a single-use refresh token.
 	var wrote atomic.Bool
-	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
 		WroteRequest: func(info httptrace.WroteRequestInfo) {
 			if info.Err == nil {
 				wrote.Store(true)
@@ -73,30 +103,35 @@ func (c *Client) Exchange(ctx context.Context, e *Endpoint, grant Grant, refresh
 		if wrote.Load() {
 			class = Lost
 		}
-		return nil, &Error{Class: class, Description: redact(transportMessage(req, err), secrets)}
+		return 0, "", 0, nil, &Error{Class: class, Description: redact(transportMessage(req, err), secrets)}
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxBody+1))
-	if err != nil {
-		return nil, &Error{Class: Lost, Status: resp.StatusCode, Description: "reading the response: " + redact(err.Error(), secrets)}
+	limit := int64(MaxBody)
+	if c.BodyLimit > 0 {
+		limit = c.BodyLimit
 	}
-	if len(body) > MaxBody {
-		return nil, &Error{Class: Refused, Status: resp.StatusCode, Description: "the provider's response is larger than 1 MiB"}
+	body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return 0, "", 0, nil, &Error{Class: Lost, Status: resp.StatusCode, Description: "reading the response: " + redact(err.Error(), secrets)}
+	}
+	if int64(len(body)) > limit {
+		return 0, "", 0, nil, &Error{Class: Refused, Status: resp.StatusCode, Description: fmt.Sprintf("the provider's response is larger than %d MiB", limit>>20)}
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return nil, &Error{Class: Refused, Status: resp.StatusCode, Description: "the provider redirected the token request; configure the final URL instead"}
+		return 0, "", 0, nil, &Error{Class: Refused, Status: resp.StatusCode, Description: "the provider redirected the token request; configure the final URL instead"}
 	}
-	tok, err := parseResponse(resp.StatusCode, resp.Header.Get("Content-Type"), body)
-	if err != nil {
-		var pe *Error
-		if errors.As(err, &pe) {
-			pe.Code = redact(pe.Code, secrets)
-			pe.Description = redact(pe.Description, secrets)
-			pe.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
-		}
-		return nil, err
+	return resp.StatusCode, resp.Header.Get("Content-Type"), retryAfter(resp.Header.Get("Retry-After"), time.Now()), body, nil
+}
+
+// cleaned removes secrets from a provider's error and notes its Retry-After.
+func cleaned(err error, secrets []string, retry time.Duration) error {
+	var pe *Error
+	if errors.As(err, &pe) {
+		pe.Code = redact(pe.Code, secrets)
+		pe.Description = redact(pe.Description, secrets)
+		pe.RetryAfter = retry
 	}
-	return tok, nil
+	return err
 }
 
 // transportMessage describes a failed round trip without the URL's query

@@ -1,6 +1,10 @@
 package provider
 
-import "strings"
+import (
+	"net/url"
+	"strings"
+	"time"
+)
 
 // Dialect names one provider's wire format.
 type Dialect string
@@ -13,8 +17,33 @@ const (
 	Endorsed   Dialect = "endorsed"    // client credentials; JSON scope array, expires_in as a string
 )
 
+// Presets of providers whose tokens a user (or a tenant's admin) authorizes:
+// each row (below) carries the documented endpoints, client authentication,
+// PKCE stance, scopes and refresh-token behaviour.
+const (
+	Google     Dialect = "google"
+	Microsoft  Dialect = "microsoft"
+	GitHub     Dialect = "github"
+	Salesforce Dialect = "salesforce"
+	Xero       Dialect = "xero"
+	Intuit     Dialect = "intuit"
+	Zoom       Dialect = "zoom"
+	Box        Dialect = "box"
+	Okta       Dialect = "okta"
+	Auth0      Dialect = "auth0"
+)
+
+// Machine credentials signed by a key (assertion.go): a GitHub App's
+// installation tokens, Salesforce's JWT bearer flow.
+const (
+	GitHubApp     Dialect = "github_app"
+	SalesforceJWT Dialect = "salesforce_jwt"
+)
+
 // Dialects lists every dialect, in the order the docs present them.
-var Dialects = []Dialect{OAuth2, OAuth2JSON, Echo360, APIVideo, Endorsed}
+var Dialects = []Dialect{OAuth2, OAuth2JSON, Echo360, APIVideo, Endorsed,
+	Google, Microsoft, GitHub, Salesforce, Xero, Intuit, Zoom, Box, Okta, Auth0,
+	GitHubApp, SalesforceJWT}
 
 // row is one dialect: the parts its token requests are built from. Explicit
 // Endpoint fields (AuthStyle, Encoding, RefreshURL) override its defaults.
@@ -36,7 +65,52 @@ type row struct {
 	// A provider whose document says to call the token endpoint again at
 	// expiry (the JSON OAuth API) may refuse the refresh grant.
 	refreshByDefault bool
+
+	// A preset's endpoints; "{tenant}" stands for the customer's part (a
+	// Microsoft tenant, an Okta or Auth0 domain), defaultTenant fills it
+	// when none is given.
+	authURL, tokenURL, deviceURL, defaultTenant string
+	// pkce: the provider's PKCE default ("": S256); pkceRequired: it refuses
+	// authorizations without.
+	pkce         PKCE
+	pkceRequired bool
+	// authScopes are added to the scopes of every user authorization (the
+	// one a refresh token needs); authParams are extra authorization
+	// parameters, which a config's own override.
+	authScopes []string
+	authParams map[string]string
+	// refreshLifetime: the refresh token's documented lifetime, used when an
+	// answer announces none; reuseGrace: how long a rotated refresh token is
+	// documented to work again.
+	refreshLifetime, reuseGrace time.Duration
+
+	// keyMint, when set, is the base grant once a signing key is held
+	// (Google: a service account's JWT bearer); altMints are further base
+	// grants a config may choose (Endpoint.Grant).
+	keyMint  grant
+	altMints []grant
+	// assertion: what the provider accepts of signed JWTs (assertion.go).
+	assertion assertionRules
+	// mintScopes: the base grant needs scopes (Microsoft, Okta).
+	mintScopes bool
+	// revocable: tokens can be revoked before they expire (Client.Revoke).
+	revocable bool
+	// timeout: a provider call's time limit when the config sets none
+	// (0: the plugin's default).
+	timeout time.Duration
 }
+
+// mints lists the base grants a config of the row may use, the default first.
+func (r row) mints() []grant {
+	out := []grant{r.mint}
+	if r.keyMint.name != "" {
+		out = append(out, r.keyMint)
+	}
+	return append(out, r.altMints...)
+}
+
+// DefaultTimeout is the dialect's time limit for one provider call (0: none of its own).
+func (e *Endpoint) DefaultTimeout() time.Duration { return e.row().timeout }
 
 // dialects is the table of rows. Public documentation of each:
 //   - oauth2: RFC 6749 §4.4 (client credentials) and §6 (refresh).
@@ -47,13 +121,144 @@ type row struct {
 //   - apivideo: https://docs.api.video/reference/api/Authentication
 //   - endorsed: Endorsed's API documentation, "Authentication" (POST /api/v1/auth/tokens).
 var dialects = map[Dialect]row{
-	OAuth2:     {mint: clientCredentials, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true},
+	OAuth2: {mint: clientCredentials, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
+		altMints: []grant{jwtBearer}},
 	OAuth2JSON: {mint: clientCredentials, refresh: refreshToken, auth: AuthBody, encoding: EncodeJSON},
 	Echo360: {mint: clientCredentials, refresh: refreshToken, auth: AuthBody, refreshAuth: AuthNone, encoding: EncodeForm,
 		singleUseRefresh: true, refreshByDefault: true},
 	APIVideo: {mint: apiVideoKey, refresh: apiVideoRefresh, encoding: EncodeJSON, refreshPath: "/auth/refresh",
 		singleUseRefresh: true, refreshByDefault: true},
 	Endorsed: {mint: clientCredentials, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, scopeArray: true, refreshByDefault: true},
+
+	// Presets (README: one worked example each). Refresh tokens are used;
+	// a provider that rotates them sends a new one with each refresh.
+	//   - google: https://developers.google.com/identity/protocols/oauth2/web-server
+	//     and .../oauth2/limited-input-device; a refresh token comes only with
+	//     access_type=offline, and again on re-consent only with prompt=consent.
+	Google: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
+		authURL: "https://accounts.google.com/o/oauth2/v2/auth", tokenURL: "https://oauth2.googleapis.com/token",
+		deviceURL:  "https://oauth2.googleapis.com/device/code",
+		authParams: map[string]string{"access_type": "offline", "prompt": "consent"},
+		// A service account (https://developers.google.com/identity/protocols/oauth2/service-account#httprest):
+		// an RS256 JWT bearer grant whose scope claim names the scopes, sub
+		// only for domain-wide delegation, exp at most an hour after iat.
+		keyMint: jwtBearer, assertion: assertionRules{algs: []string{RS256}, noSubject: true, scopeClaim: true}},
+	//   - microsoft: https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow,
+	//     .../v2-oauth2-device-code and .../v2-oauth2-client-creds-grant-flow;
+	//     offline_access buys a refresh token.
+	Microsoft: {mint: clientCredentials, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
+		authURL:       "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+		tokenURL:      "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+		deviceURL:     "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
+		defaultTenant: "common", authScopes: []string{"offline_access"},
+		// Certificate credentials (https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials):
+		// a client assertion signed PS256 (or RS256), naming the certificate
+		// by x5t#S256; client credentials need a scope (https://graph.microsoft.com/.default).
+		assertion: assertionRules{algs: []string{PS256, RS256}, rsaAlg: PS256, x5tS256: true}, mintScopes: true},
+	//   - github (user tokens of a GitHub App): https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-user-access-token-for-a-github-app
+	//     and .../refreshing-user-access-tokens: 8 h access tokens, single-use
+	//     refresh tokens (6 months, announced), errors inside HTTP 200.
+	GitHub: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
+		singleUseRefresh: true,
+		authURL:          "https://github.com/login/oauth/authorize", tokenURL: "https://github.com/login/oauth/access_token",
+		deviceURL: "https://github.com/login/device/code"},
+	//   - salesforce: https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_web_server_flow.htm
+	//     and ...id=sf.remoteaccess_pkce.htm (PKCE required for new connected
+	//     apps); refresh_token scope; rotating refresh tokens when enabled.
+	Salesforce: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
+		authURL:  "https://login.salesforce.com/services/oauth2/authorize",
+		tokenURL: "https://login.salesforce.com/services/oauth2/token",
+		pkce:     PKCES256, pkceRequired: true, authScopes: []string{"refresh_token"}},
+	//   - xero: https://developer.xero.com/documentation/guides/oauth2/auth-flow/
+	//     and .../oauth2/token-types/: 30-minute access tokens; a new refresh
+	//     token with each refresh, the old one good for 30 more minutes; an
+	//     unused refresh token expires after 60 days.
+	Xero: {mint: userAuthorization, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
+		singleUseRefresh: true,
+		authURL:          "https://login.xero.com/identity/connect/authorize", tokenURL: "https://identity.xero.com/connect/token",
+		authScopes: []string{"offline_access"}, refreshLifetime: 60 * 24 * time.Hour, reuseGrace: 30 * time.Minute},
+	//   - intuit (QuickBooks Online): https://developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/oauth-2.0;
+	//     the refresh token's lifetime comes as x_refresh_token_expires_in.
+	Intuit: {mint: userAuthorization, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
+		authURL:  "https://appcenter.intuit.com/connect/oauth2",
+		tokenURL: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer", pkce: PKCEOff},
+	//   - zoom: https://developers.zoom.us/docs/integrations/oauth/: a new
+	//     refresh token with each refresh, the old one then invalid; 90 days.
+	Zoom: {mint: userAuthorization, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
+		singleUseRefresh: true,
+		authURL:          "https://zoom.us/oauth/authorize", tokenURL: "https://zoom.us/oauth/token", refreshLifetime: 90 * 24 * time.Hour},
+	//   - box: https://developer.box.com/guides/authentication/oauth2/ and
+	//     .../tokens/refresh/: single-use refresh tokens that live 60 days.
+	Box: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
+		singleUseRefresh: true,
+		authURL:          "https://account.box.com/api/oauth2/authorize", tokenURL: "https://api.box.com/oauth2/token",
+		pkce: PKCEOff, refreshLifetime: 60 * 24 * time.Hour},
+	//   - okta: https://developer.okta.com/docs/guides/implement-grant-type/authcodepkce/main/,
+	//     .../device-authorization-grant/main/ and .../refresh-tokens/main/
+	//     (the tenant is the Okta domain; its default authorization server;
+	//     a rotated refresh token works again for 30 s by default).
+	Okta: {mint: clientCredentials, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
+		authURL:    "https://{tenant}/oauth2/default/v1/authorize",
+		tokenURL:   "https://{tenant}/oauth2/default/v1/token",
+		deviceURL:  "https://{tenant}/oauth2/default/v1/device/authorize",
+		authScopes: []string{"offline_access"}, reuseGrace: 30 * time.Second,
+		// Service apps (https://developer.okta.com/docs/guides/implement-oauth-for-okta-serviceapp/main/):
+		// client credentials with private_key_jwt (RS256 or ES256 here),
+		// scopes required; the org authorization server's token URL is
+		// https://{domain}/oauth2/v1/token.
+		assertion: assertionRules{algs: []string{RS256, ES256}}, mintScopes: true},
+	//   - auth0: https://auth0.com/docs/get-started/authentication-and-authorization-flow/authorization-code-flow-with-pkce
+	//     and .../device-authorization-flow (the tenant is the Auth0 domain).
+	Auth0: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
+		authURL: "https://{tenant}/authorize", tokenURL: "https://{tenant}/oauth/token",
+		deviceURL: "https://{tenant}/oauth/device/code", authScopes: []string{"offline_access"}},
+
+	// Machine credentials signed by a key:
+	//   - github_app: grant_github_app.go cites GitHub's documents; big
+	//     answers for tokens over hundreds of repositories take time.
+	GitHubApp: {mint: githubInstallation, refresh: refreshToken, encoding: EncodeJSON,
+		assertion: assertionRules{algs: []string{RS256}, appJWT: true, backdate: time.Minute, maxTTL: 10 * time.Minute},
+		revocable: true, timeout: 2 * time.Minute},
+	//   - salesforce_jwt: https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm:
+	//     iss the consumer key, sub the user, aud the login host, exp within
+	//     3 minutes, RS256; no refresh token and no expires_in.
+	SalesforceJWT: {mint: jwtBearer, refresh: refreshToken, encoding: EncodeForm,
+		tokenURL:  "https://login.salesforce.com/services/oauth2/token",
+		assertion: assertionRules{algs: []string{RS256}, maxTTL: 3 * time.Minute, subject: true, audience: salesforceAudience}},
+}
+
+// salesforceAudience is https://test.salesforce.com for a sandbox's token
+// URL, else https://login.salesforce.com (a My Domain URL included).
+func salesforceAudience(e *Endpoint) string {
+	if u, err := url.Parse(e.EffectiveTokenURL()); err == nil && strings.EqualFold(u.Hostname(), "test.salesforce.com") {
+		return "https://test.salesforce.com"
+	}
+	return "https://login.salesforce.com"
+}
+
+// Preset is what a dialect's row documents about its provider's endpoints,
+// for a config to fill in where it names none.
+type Preset struct {
+	AuthURL, TokenURL, DeviceURL string
+	// NeedsTenant: the URLs hold the customer's part and no default exists.
+	NeedsTenant bool
+	// ReuseGrace: how long a rotated refresh token works again.
+	ReuseGrace time.Duration
+}
+
+// Preset returns d's documented endpoints with tenant filled in (the row's
+// default tenant when "").
+func (d Dialect) Preset(tenant string) Preset {
+	r := dialects[d]
+	if tenant == "" {
+		tenant = r.defaultTenant
+	}
+	fill := func(u string) string { return strings.ReplaceAll(u, "{tenant}", tenant) }
+	return Preset{
+		AuthURL: fill(r.authURL), TokenURL: fill(r.tokenURL), DeviceURL: fill(r.deviceURL),
+		NeedsTenant: tenant == "" && strings.Contains(r.tokenURL+r.authURL, "{tenant}"),
+		ReuseGrace:  r.reuseGrace,
+	}
 }
 
 // Valid reports whether d is a known dialect.

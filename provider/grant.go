@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"context"
 	"sort"
 	"strings"
 )
@@ -28,6 +29,12 @@ type grant struct {
 	oauth bool
 	// refresh: continues a chain, at the refresh URL.
 	refresh bool
+	// authOptional: client authentication only when a style is set
+	// explicitly (RFC 7523 §3.1: the JWT-bearer grant).
+	authOptional bool
+	// exchange, when set, makes the whole call itself: a grant that is not
+	// an RFC 6749 token request (a GitHub App's installation token).
+	exchange func(c *Client, ctx context.Context, e *Endpoint) (*Token, error)
 }
 
 func (g grant) ready(e *Endpoint) bool { return g.missing(e) == "" }
@@ -47,6 +54,8 @@ func (e *Endpoint) RefreshNeeds() Credential { return e.row().refresh.missing(e)
 var reservedParams = map[string]bool{
 	"grant_type": true, "client_id": true, "client_secret": true, "refresh_token": true,
 	"scope": true, "audience": true, "apiKey": true, "refreshToken": true,
+	"code": true, "code_verifier": true, "redirect_uri": true, "device_code": true,
+	"assertion": true, "client_assertion": true, "client_assertion_type": true,
 }
 
 // Reserved reports whether an extra parameter named key would override one

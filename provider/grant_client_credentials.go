@@ -19,9 +19,9 @@ var clientCredentials = grant{
 		switch {
 		case e.ClientID == "":
 			return NeedsClientID
-		case e.ClientSecret == "":
-			return NeedsClientSecret
+		case e.row().mintScopes && len(e.Scopes) == 0:
+			return NeedsScopes
 		}
-		return ""
+		return e.authNeeds()
 	},
 }

@@ -2,9 +2,14 @@ package provider
 
 import (
 	"net/url"
+	"regexp"
 	"strings"
 	"unicode"
 )
+
+// compactJWS matches a JWS in compact form: three base64url parts, the first
+// a JSON header ("eyJ" is the encoding of `{"`).
+var compactJWS = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+`)
 
 // maxDescription bounds what a provider's text may add to an error message.
 const maxDescription = 300
@@ -25,6 +30,9 @@ func redact(s string, secrets []string) string {
 			s = strings.ReplaceAll(s, url.QueryEscape(secret), "[redacted]")
 		}
 	}
+	// A signed JWT (an assertion a provider quotes back) works as a
+	// credential until it expires.
+	s = compactJWS.ReplaceAllString(s, "[redacted]")
 	if len(s) > maxDescription {
 		s = strings.ToValidUTF8(s[:maxDescription], "") + "…"
 	}

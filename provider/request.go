@@ -12,7 +12,7 @@ import (
 // an RFC 6749 grant, then the encoding. refreshToken is used only by
 // GrantRefreshToken.
 func (e *Endpoint) NewRequest(ctx context.Context, name Grant, refreshToken string) (*http.Request, error) {
-	g, target := e.row().mint, e.TokenURL
+	g, target := e.mint(), e.EffectiveTokenURL()
 	switch {
 	case name == GrantRefreshToken:
 		if refreshToken == "" {
@@ -22,11 +22,24 @@ func (e *Endpoint) NewRequest(ctx context.Context, name Grant, refreshToken stri
 	case name != g.name:
 		return nil, fmt.Errorf("provider %s does not support grant %s", e.Dialect, name)
 	}
-	params := g.params(e, refreshToken)
+	if g.params == nil {
+		return nil, fmt.Errorf("the %s grant of provider %s starts only from a user's authorization", name, e.Dialect)
+	}
+	return e.assemble(ctx, g, target, g.params(e, refreshToken))
+}
+
+// assemble adds to params, for an RFC 6749 grant, the endpoint's extra
+// parameters and client authentication, signs the assertions among them,
+// then encodes them as a POST to target.
+func (e *Endpoint) assemble(ctx context.Context, g grant, target string, params []param) (*http.Request, error) {
 	header := http.Header{}
 	if g.oauth {
 		params = append(params, e.extraParams()...)
 		params = e.authFor(g)(e, params, header)
+	}
+	params, err := e.signAssertions(params)
+	if err != nil {
+		return nil, err
 	}
 	req, err := e.encode(ctx, target, params)
 	if err != nil {

@@ -23,6 +23,10 @@ type Token struct {
 	// says (refresh_token_expires_in, or Intuit's x_refresh_token_expires_in).
 	RefreshExpiresIn time.Duration
 	Scopes           []string // nil when the provider did not say
+	// Permissions and Repositories: what a GitHub installation token may
+	// do, and where (nil when not said).
+	Permissions  map[string]string
+	Repositories []string
 }
 
 // tokenJSON covers RFC 6749 §5.1/§5.2, api.video's problem+json errors and

@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/vault/api"
@@ -20,6 +21,15 @@ func main() {
 	}
 	tlsConfig := apiClientMeta.GetTLSConfig()
 	tlsProviderFunc := api.VaultPluginTLSProvider(tlsConfig)
+
+	// An orphan never acts: no provider call once Vault is gone, and the
+	// process exits within a second of noticing.
+	watch := &parentWatch{parent: os.Getppid(), getppid: os.Getppid, interval: 500 * time.Millisecond}
+	tokenbroker.VaultAlive = watch.alive
+	go watch.run(nil, func() {
+		hclog.New(&hclog.LoggerOptions{}).Error("the Vault that started this plugin is gone; exiting")
+		os.Exit(2)
+	})
 
 	if err := plugin.ServeMultiplex(&plugin.ServeOpts{
 		BackendFactoryFunc: tokenbroker.Factory,

@@ -1,0 +1,243 @@
+package tokenbroker
+
+// Device authorizations (RFC 8628): device/<name> asks the provider for a
+// user code and stores the pending authorization; a poller, one per name on
+// the node that can write storage, asks the token endpoint until the user
+// has decided or the code expires. The periodic pass restarts pollers after
+// a restart or failover.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
+)
+
+// devicePrefix holds pending device authorizations, by name.
+const devicePrefix = authPrefix + "device/"
+
+// slowDownStep is how much longer the interval gets with each slow_down (RFC 8628 §3.5).
+const slowDownStep = 5 * time.Second
+
+// pendingDevice is a device authorization awaiting the user's decision.
+type pendingDevice struct {
+	DeviceCode              string        `json:"device_code"` // a credential: never shown
+	UserCode                string        `json:"user_code"`
+	VerificationURI         string        `json:"verification_uri"`
+	VerificationURIComplete string        `json:"verification_uri_complete,omitempty"`
+	ExpiresAt               time.Time     `json:"expires_at"`
+	Interval                time.Duration `json:"interval"`
+	RequestedBy             string        `json:"requested_by,omitempty"`
+}
+
+// beginDevice asks the provider for a user code for name, stores the pending
+// authorization (replacing an earlier one) and starts polling.
+func (b *backend) beginDevice(ctx context.Context, s logical.Storage, name, who string) (*pendingDevice, error) {
+	lock := b.lockFor(name)
+	lock.Lock()
+	defer lock.Unlock()
+	snap, err := b.snapshot(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	if snap == nil {
+		return nil, errNoConfig(name)
+	}
+	if snap.cfg.DeviceURL == "" || snap.cfg.ClientID == "" {
+		return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
+			"config %q needs client_id and device_authorization_url (or an issuer or provider preset that gives one) for a device authorization", name))
+	}
+	ep := snap.cfg.endpoint()
+	callCtx, cancel := context.WithTimeout(b.ctx, snap.cfg.Timeout)
+	da, err := (&provider.Client{HTTP: snap.client}).StartDevice(callCtx, ep)
+	cancel()
+	if err != nil {
+		b.providerLog.Warn("device authorization request failed", "name", name, "error", err)
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("device authorization of %s: %v", name, err))
+	}
+	p := &pendingDevice{DeviceCode: da.DeviceCode, UserCode: da.UserCode, VerificationURI: da.VerificationURI,
+		VerificationURIComplete: da.VerificationURIComplete, ExpiresAt: b.now().Add(da.ExpiresIn), Interval: da.Interval, RequestedBy: who}
+	if err := putJSON(ctx, s, devicePrefix+name, p); err != nil {
+		return nil, err
+	}
+	b.refreshLog.Info("authorization started", "name", name, "flow", "device", "by", who, "expires_at", p.ExpiresAt)
+	b.startPoller(name)
+	return p, nil
+}
+
+// startPoller starts name's poller unless one runs.
+func (b *backend) startPoller(name string) {
+	if _, running := b.onboard.pollers.LoadOrStore(name, struct{}{}); running {
+		return
+	}
+	b.onboard.polls.Add(1)
+	go func() {
+		defer b.onboard.polls.Done()
+		for {
+			b.pollUntilDecided(name)
+			b.onboard.pollers.Delete(name)
+			// A device/<name> write that found us running relied on us: look
+			// once more, now that a new write would start its own poller.
+			var p pendingDevice
+			if found, err := getJSON(b.ctx, b.storage, devicePrefix+name, &p); err != nil || !found || b.ctx.Err() != nil {
+				return
+			}
+			if _, running := b.onboard.pollers.LoadOrStore(name, struct{}{}); running {
+				return
+			}
+		}
+	}()
+}
+
+// pollUntilDecided polls the stored pending authorization of name (which a
+// newer device/<name> may replace meanwhile) until none is left.
+func (b *backend) pollUntilDecided(name string) {
+	var interval time.Duration
+	var code string
+	for {
+		var p pendingDevice
+		found, err := getJSON(b.ctx, b.storage, devicePrefix+name, &p)
+		if err != nil || !found {
+			return
+		}
+		if p.DeviceCode != code { // a new authorization: its own interval
+			code, interval = p.DeviceCode, max(p.Interval, time.Second)
+		}
+		if !b.wait(b.ctx, interval) || !b.WriteSafeReplicationState() {
+			return
+		}
+		if slower := b.pollOnce(name, code); slower {
+			interval += slowDownStep
+		}
+	}
+}
+
+// pollOnce asks the provider once about name's authorization whose device
+// code is code; it reports whether the provider asked us to slow down. A
+// decision (a token, a refusal, expiry) ends the pending authorization.
+func (b *backend) pollOnce(name, code string) (slowDown bool) {
+	lock := b.lockFor(name)
+	lock.Lock()
+	defer lock.Unlock()
+	ctx := b.ctx
+	var p pendingDevice
+	if found, err := getJSON(ctx, b.storage, devicePrefix+name, &p); err != nil || !found || p.DeviceCode != code {
+		return false // replaced or finished meanwhile; the loop reloads
+	}
+	end := func(result string) {
+		if err := b.storage.Delete(ctx, devicePrefix+name); err != nil {
+			b.refreshLog.Error("pending device authorization not removed", "name", name, "error", err)
+		}
+		b.recordOutcome(name, result)
+	}
+	if !b.now().Before(p.ExpiresAt) {
+		end("the device authorization expired before the user approved it")
+		return false
+	}
+	snap, err := b.snapshot(ctx, b.storage, name)
+	if err != nil || snap == nil {
+		end("the config was deleted")
+		return false
+	}
+	ep := snap.cfg.endpoint()
+	tok, err := b.connectCall(name, snap, provider.GrantDeviceCode, func(ctx context.Context, c *provider.Client) (*provider.Token, error) {
+		return c.PollDevice(ctx, ep, p.DeviceCode)
+	})
+	var pe *provider.Error
+	switch {
+	case err == nil:
+		end("connected")
+		if err := b.connect(ctx, name, snap, obtained{tok, provider.GrantDeviceCode}, p.RequestedBy); err != nil {
+			b.refreshLog.Error("device authorization", "name", name, "error", err)
+		}
+	case errors.As(err, &pe) && pe.Code == provider.DevicePending:
+	case errors.As(err, &pe) && pe.Code == provider.DeviceSlowDown:
+		return true
+	case errors.As(err, &pe) && pe.Code == provider.DeviceDenied:
+		end("the user denied the device authorization")
+	case errors.As(err, &pe) && pe.Code == provider.DeviceExpired:
+		end("the device authorization expired before the user approved it")
+	case errors.As(err, &pe) && pe.Class == provider.Refused:
+		end("the provider refused the device authorization: " + err.Error())
+	default:
+		// Temporary, or lost: ask again after the interval (a device code
+		// that was redeemed without our hearing is refused next time).
+	}
+	return false
+}
+
+// wait sleeps d, or until ctx ends (false).
+func (b *backend) wait(ctx context.Context, d time.Duration) bool {
+	if b.onboard.wait != nil {
+		return b.onboard.wait(ctx, d)
+	}
+	sleep(ctx, d)
+	return ctx.Err() == nil
+}
+
+// tendAuthorizations, run by the periodic pass, restarts the pollers of
+// pending device authorizations (after a restart or failover) and removes
+// browser authorizations that expired unused.
+func (b *backend) tendAuthorizations(ctx context.Context, s logical.Storage) {
+	names, err := s.List(ctx, devicePrefix)
+	if err != nil {
+		b.refreshLog.Warn("list pending device authorizations", "error", err)
+	}
+	for _, name := range names {
+		b.startPoller(name)
+	}
+	names, err = s.List(ctx, codePrefix)
+	if err != nil {
+		b.refreshLog.Warn("list pending authorizations", "error", err)
+	}
+	for _, name := range names {
+		lock := b.lockFor(name)
+		lock.Lock()
+		var p pendingCode
+		if found, err := getJSON(ctx, s, codePrefix+name, &p); err == nil && found && !b.now().Before(p.ExpiresAt) {
+			_ = s.Delete(ctx, codePrefix+name)
+		}
+		lock.Unlock()
+	}
+}
+
+// pendingStatus adds name's pending authorization and connection to status data.
+func (b *backend) pendingStatus(ctx context.Context, s logical.Storage, name string, snap *snapshot, data map[string]any) error {
+	data["connected_at"], data["connected_by"] = "", ""
+	if st := snap.state; st != nil && st.Connected != nil {
+		data["connected_at"], data["connected_by"] = timeOrEmpty(st.Connected.At), st.Connected.By
+	}
+	data["pending_authorization"], data["pending_authorization_expires_at"] = "", ""
+	var code pendingCode
+	var dev pendingDevice
+	if found, err := getJSON(ctx, s, codePrefix+name, &code); err != nil {
+		return err
+	} else if found && b.now().Before(code.ExpiresAt) {
+		data["pending_authorization"], data["pending_authorization_expires_at"] = "browser", timeOrEmpty(code.ExpiresAt)
+	}
+	if found, err := getJSON(ctx, s, devicePrefix+name, &dev); err != nil {
+		return err
+	} else if found {
+		data["pending_authorization"], data["pending_authorization_expires_at"] = "device", timeOrEmpty(dev.ExpiresAt)
+		data["user_code"], data["verification_uri"] = dev.UserCode, firstOf(dev.VerificationURIComplete, dev.VerificationURI)
+	}
+	if o, ok := b.onboard.outcomes.Load(name); ok {
+		data["last_authorization"], data["last_authorization_at"] = o.(outcome).result, timeOrEmpty(o.(outcome).at)
+	}
+	return nil
+}
+
+func firstOf(s ...string) string {
+	for _, v := range s {
+		if strings.TrimSpace(v) != "" {
+			return v
+		}
+	}
+	return ""
+}

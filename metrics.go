@@ -1,0 +1,381 @@
+package tokenbroker
+
+// What the plugin counts, and how counts and snapshots become Prometheus
+// series at scrape time (path_metrics.go serves them). Counting a creds read
+// is one atomic add on the name's counters, which its snapshot points to: no
+// lock, no allocation, no label hashing on the read path. Gauges that describe
+// state (expiry, a chain needing an operator) are computed from the snapshots
+// when Prometheus scrapes, so nothing is written to keep them current.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
+)
+
+// readResult is what a creds read did.
+type readResult uint8
+
+const (
+	readCached      readResult = iota // served from cache
+	readWaited                        // waited for the provider and got a new token
+	readStaleServed                   // the provider failed; the still-valid cached token was served
+	readFailed                        // no token served
+	readResults
+)
+
+var readResultNames = [readResults]string{"cached", "waited", "stale_served", "failed"}
+
+// nameCounters are one name's counters. They live as long as the backend
+// (a few hundred bytes per name ever configured, like its lock) and the
+// scrape lists only configured names.
+type nameCounters struct {
+	reads [readResults]atomic.Uint64
+	// waiters counts reads that joined another caller's upstream call.
+	waiters atomic.Uint64
+
+	mu       sync.Mutex // guards provider; taken once per provider call
+	provider map[providerCallKey]uint64
+}
+
+// providerCallKey is the label set of one provider request series.
+type providerCallKey struct {
+	grant          provider.Grant
+	outcome, error string
+}
+
+// read counts one creds read; safe on a nil receiver (a snapshot built
+// without counters).
+func (c *nameCounters) read(r readResult) {
+	if c != nil {
+		c.reads[r].Add(1)
+	}
+}
+
+// metrics holds the plugin's counters and its own Prometheus registry (never
+// the global one: several mounts may share one plugin process).
+type metrics struct {
+	names sync.Map // name -> *nameCounters
+
+	registry            *prometheus.Registry
+	providerSeconds     *prometheus.HistogramVec
+	passSeconds         prometheus.Histogram
+	backgroundRefreshes *prometheus.CounterVec
+	persistFailures     prometheus.Counter
+}
+
+// Outcomes of provider requests and background refreshes: success or the
+// failure's class (provider.Class); a background refresh that failed without
+// a provider answer (storage, a chain needing an operator) is "other".
+const (
+	outcomeSuccess = "success"
+	outcomeOther   = "other"
+)
+
+var backgroundOutcomes = []string{outcomeSuccess, provider.Temporary.String(), provider.Lost.String(), provider.Refused.String(), outcomeOther}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		providerSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tokenbroker_provider_request_duration_seconds",
+			Help:    "Time of one token request to a provider, by grant.",
+			Buckets: []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"grant"}),
+		passSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "tokenbroker_background_pass_duration_seconds",
+			Help:    "Time of one background refresh round (the refreshes due at one moment), its refreshes included.",
+			Buckets: []float64{0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300},
+		}),
+		backgroundRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenbroker_background_refreshes_total",
+			Help: "Refreshes started by the background pass, by outcome (success, temporary, lost, refused, other).",
+		}, []string{"outcome"}),
+		persistFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "tokenbroker_state_persist_failures_total",
+			Help: "Token state writes that failed after retries (the state is kept in memory and written later), or a refresh not attempted because its pending mark could not be written.",
+		}),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "tokenbroker_build_info",
+		Help:        "The plugin's version; always 1.",
+		ConstLabels: prometheus.Labels{"version": Version},
+	})
+	buildInfo.Set(1)
+	for _, o := range backgroundOutcomes {
+		m.backgroundRefreshes.WithLabelValues(o) // present at 0 from the start, so rate() sees the first one
+	}
+	m.registry.MustRegister(m.providerSeconds, m.passSeconds, m.backgroundRefreshes, m.persistFailures, buildInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// forName returns name's counters, creating them on first use.
+func (m *metrics) forName(name string) *nameCounters {
+	if c, ok := m.names.Load(name); ok {
+		return c.(*nameCounters)
+	}
+	c, _ := m.names.LoadOrStore(name, &nameCounters{provider: map[providerCallKey]uint64{}})
+	return c.(*nameCounters)
+}
+
+// providerCall counts one provider request of name and its duration. ctxErr
+// is the call's context error, telling a timeout from another failure.
+func (m *metrics) providerCall(name string, grant provider.Grant, latency time.Duration, err, ctxErr error) {
+	m.providerSeconds.WithLabelValues(string(grant)).Observe(latency.Seconds())
+	key := providerCallKey{grant: grant, outcome: outcomeOf(err), error: errorLabel(err, errors.Is(ctxErr, context.DeadlineExceeded))}
+	c := m.forName(name)
+	c.mu.Lock()
+	c.provider[key]++
+	c.mu.Unlock()
+}
+
+// backgroundRefresh counts one refresh started by the background pass.
+func (m *metrics) backgroundRefresh(err error) {
+	m.backgroundRefreshes.WithLabelValues(outcomeOf(err)).Inc()
+}
+
+// timePass records the duration of a background pass that started at start.
+func (m *metrics) timePass(start time.Time) { m.passSeconds.Observe(time.Since(start).Seconds()) }
+
+// outcomeOf is success, or the class of the provider error in err.
+func outcomeOf(err error) string {
+	if err == nil {
+		return outcomeSuccess
+	}
+	var pe *provider.Error
+	if errors.As(err, &pe) {
+		return pe.Class.String()
+	}
+	return outcomeOther
+}
+
+// oauthErrorCodes are the error codes the error label carries as they are
+// (RFC 6749 §5.2, RFC 6750 §3.1, and the two server-side ones). Any other
+// code becomes its HTTP status class, so the label has a few values only.
+var oauthErrorCodes = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
+	"unsupported_grant_type": true, "invalid_scope": true, "invalid_token": true,
+	"server_error": true, "temporarily_unavailable": true,
+}
+
+// errorLabel is the error label of a provider request: none, a standard
+// OAuth error code, http_2xx..http_5xx, timeout, connection (no answer), or
+// request (the request could not be built).
+func errorLabel(err error, timedOut bool) string {
+	var pe *provider.Error
+	switch {
+	case err == nil:
+		return "none"
+	case !errors.As(err, &pe):
+		return "request"
+	case oauthErrorCodes[pe.Code]:
+		return pe.Code
+	case pe.Status >= 200 && pe.Status < 600:
+		return fmt.Sprintf("http_%dxx", pe.Status/100)
+	case timedOut:
+		return "timeout"
+	case pe.Class == provider.Refused:
+		return "request"
+	}
+	return "connection"
+}
+
+// A family is one series name, with the name label (per-name mode) or
+// without it (aggregate mode, when a mount holds more names than
+// metrics_max_names).
+type family struct {
+	perName, aggregate *prometheus.Desc
+	kind               prometheus.ValueType
+}
+
+func newFamily(fqName, help string, kind prometheus.ValueType, labels ...string) family {
+	return family{
+		perName:   prometheus.NewDesc(fqName, help, append([]string{"name"}, labels...), nil),
+		aggregate: prometheus.NewDesc(fqName, help, labels, nil),
+		kind:      kind,
+	}
+}
+
+func (f family) metric(name string, v float64, labels ...string) prometheus.Metric {
+	if name == "" {
+		return prometheus.MustNewConstMetric(f.aggregate, f.kind, v, labels...)
+	}
+	return prometheus.MustNewConstMetric(f.perName, f.kind, v, append([]string{name}, labels...)...)
+}
+
+var (
+	famProviderRequests = newFamily("tokenbroker_provider_requests_total",
+		"Token requests sent to the provider, by grant, outcome (success, temporary, lost, refused) and error (an OAuth error code, an HTTP status class, timeout, connection or request).",
+		prometheus.CounterValue, "grant", "outcome", "error")
+	famCredsReads = newFamily("tokenbroker_creds_reads_total",
+		"Reads of creds/<name>, by result: cached, waited (for the provider), stale_served (the provider failed; the valid cached token was served) or failed.",
+		prometheus.CounterValue, "result")
+	famWaiters = newFamily("tokenbroker_singleflight_waiters_total",
+		"Reads that waited on an upstream call another caller had started, instead of making their own.",
+		prometheus.CounterValue)
+	famAccessExpiry = newFamily("tokenbroker_access_token_expiry_timestamp_seconds",
+		"When the cached access token expires (unix seconds); absent when none is cached. In aggregate mode, the earliest.",
+		prometheus.GaugeValue)
+	famRefreshExpiry = newFamily("tokenbroker_refresh_token_expiry_timestamp_seconds",
+		"When the refresh token expires, as the provider said (unix seconds); absent when unknown. In aggregate mode, the earliest.",
+		prometheus.GaugeValue)
+	famReauthorizeBy = newFamily("tokenbroker_chain_reauthorize_by_timestamp_seconds",
+		"For a chain whose config cannot mint, when its refresh token expires and an operator must write a new one (unix seconds); absent otherwise. In aggregate mode, the earliest.",
+		prometheus.GaugeValue)
+	famNeedsReauth = newFamily("tokenbroker_chain_needs_reauthorization",
+		"1 when the chain is lost and its config cannot mint: an operator must write a new refresh_token. In aggregate mode, the number of such names.",
+		prometheus.GaugeValue)
+	famFailing = newFamily("tokenbroker_chain_refresh_failing",
+		"1 while the last attempt to obtain a token for the name failed. In aggregate mode, the number of such names.",
+		prometheus.GaugeValue)
+)
+
+// nameView is what one name's series show at scrape time; summed over names
+// (add), it is the aggregate view.
+type nameView struct {
+	reads    [readResults]uint64
+	waiters  uint64
+	provider map[providerCallKey]uint64
+	// loaded: the name's snapshot is known, so the gauges below are emitted.
+	loaded                                   bool
+	needsReauth, failing                     int
+	accessExpiry, refreshExpiry, reauthorize time.Time // zero: absent
+}
+
+// viewOf reads name's counters and snapshot.
+func viewOf(c *nameCounters, snap *snapshot) nameView {
+	var v nameView
+	if c != nil {
+		for r := range v.reads {
+			v.reads[r] = c.reads[r].Load()
+		}
+		v.waiters = c.waiters.Load()
+		c.mu.Lock()
+		if len(c.provider) > 0 {
+			v.provider = make(map[providerCallKey]uint64, len(c.provider))
+			for k, n := range c.provider {
+				v.provider[k] = n
+			}
+		}
+		c.mu.Unlock()
+	}
+	if snap == nil {
+		return v
+	}
+	v.loaded = true
+	st := snap.state
+	if st == nil {
+		st = &tokenState{}
+	}
+	if st.NeedsRefreshToken || (st.RefreshToken == "" && !snap.cfg.endpoint().CanMint()) {
+		v.needsReauth = 1
+	}
+	if snap.failing > 0 {
+		v.failing = 1
+	}
+	if st.AccessToken != "" {
+		v.accessExpiry = st.ExpiresAt
+	}
+	if st.RefreshToken != "" {
+		v.refreshExpiry = st.RefreshExpiresAt
+	}
+	v.reauthorize = snap.reauthorizeBy
+	return v
+}
+
+// add sums o into v: counters and 0/1 gauges add up, timestamps keep the earliest.
+func (v *nameView) add(o nameView) {
+	for r := range v.reads {
+		v.reads[r] += o.reads[r]
+	}
+	v.waiters += o.waiters
+	for k, n := range o.provider {
+		if v.provider == nil {
+			v.provider = map[providerCallKey]uint64{}
+		}
+		v.provider[k] += n
+	}
+	v.loaded = v.loaded || o.loaded
+	v.needsReauth += o.needsReauth
+	v.failing += o.failing
+	v.accessExpiry = earliest(v.accessExpiry, o.accessExpiry)
+	v.refreshExpiry = earliest(v.refreshExpiry, o.refreshExpiry)
+	v.reauthorize = earliest(v.reauthorize, o.reauthorize)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+// emit sends v's series, labelled with name ("" for the aggregate view).
+func (v *nameView) emit(ch chan<- prometheus.Metric, name string) {
+	for r, n := range v.reads {
+		ch <- famCredsReads.metric(name, float64(n), readResultNames[r])
+	}
+	ch <- famWaiters.metric(name, float64(v.waiters))
+	for k, n := range v.provider {
+		ch <- famProviderRequests.metric(name, float64(n), string(k.grant), k.outcome, k.error)
+	}
+	if !v.loaded {
+		return
+	}
+	ch <- famNeedsReauth.metric(name, float64(v.needsReauth))
+	ch <- famFailing.metric(name, float64(v.failing))
+	for _, g := range []struct {
+		f family
+		t time.Time
+	}{{famAccessExpiry, v.accessExpiry}, {famRefreshExpiry, v.refreshExpiry}, {famReauthorizeBy, v.reauthorize}} {
+		if !g.t.IsZero() {
+			ch <- g.f.metric(name, float64(g.t.UnixMilli())/1e3)
+		}
+	}
+}
+
+// nameCollector is one scrape's view of the configured names. It is
+// unchecked (Describe sends nothing): a family carries the name label or
+// not, depending on how many names the mount holds at scrape time.
+type nameCollector struct {
+	b       *backend
+	ctx     context.Context
+	storage logical.Storage
+	names   []string
+	perName bool
+}
+
+func (c *nameCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c *nameCollector) Collect(ch chan<- prometheus.Metric) {
+	var all nameView
+	for _, name := range c.names {
+		snap, err := c.b.snapshot(c.ctx, c.storage, name)
+		if err != nil {
+			c.b.logger.Warn("metrics: cannot load a name's state; its gauges are left out", "name", name, "error", err)
+		}
+		var counters *nameCounters
+		if v, ok := c.b.metrics.names.Load(name); ok {
+			counters = v.(*nameCounters)
+		}
+		v := viewOf(counters, snap)
+		if c.perName {
+			v.emit(ch, name)
+		} else {
+			all.add(v)
+		}
+	}
+	if !c.perName {
+		all.emit(ch, "")
+	}
+}

@@ -1,0 +1,117 @@
+package tokenbroker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
+)
+
+// What minting with a signing key adds around the base grant (chain.go's
+// mint): a GitHub App's installation looked up once by its owner and kept,
+// and the next key tried when the provider refuses the current one (promoted
+// when it works, so a key rotation at the provider needs no call here).
+// Callers hold the name's lock.
+
+// revokeTimeout bounds the best-effort revocation of an evicted token.
+const revokeTimeout = 10 * time.Second
+
+// mintSigned mints by the base grant, with what signing keys add.
+func (b *backend) mintSigned(ctx context.Context, name string, snap *snapshot, ep *provider.Endpoint) (*snapshot, obtained, error) {
+	snap, err := b.findInstallation(ctx, name, snap, ep)
+	if err != nil {
+		return snap, obtained{}, err
+	}
+	snap, tok, err := b.mint(ctx, name, snap, ep)
+	var pe *provider.Error
+	if err != nil && errors.As(err, &pe) && pe.Class == provider.Refused && snap.cfg.keys.pending() != nil {
+		return b.mintWithNextKey(ctx, name, snap, err)
+	}
+	return snap, tok, err
+}
+
+// findInstallation looks a GitHub App's installation up by its owner, once:
+// the id is saved in the config and ep, and kept.
+func (b *backend) findInstallation(ctx context.Context, name string, snap *snapshot, ep *provider.Endpoint) (*snapshot, error) {
+	if !ep.NeedsInstallationLookup() {
+		return snap, nil
+	}
+	callCtx, cancel := context.WithTimeout(ctx, snap.cfg.Timeout)
+	defer cancel()
+	id, err := (&provider.Client{HTTP: snap.client}).FindInstallation(callCtx, ep)
+	if err != nil {
+		b.providerLog.Warn("looking up the GitHub App installation failed", "name", name, "owner", ep.Installation.Owner, "error", err)
+		return snap, err
+	}
+	cfg := *snap.cfg
+	cfg.InstallationID = id
+	ep.Installation.InstallationID = id
+	if err := writeConfig(ctx, b.storage, name, &cfg); err != nil {
+		b.refreshLog.Warn("the GitHub App installation was found but not saved; it is looked up again next time", "name", name, "error", err)
+		return snap, nil
+	}
+	b.refreshLog.Info("GitHub App installation found and kept", "name", name, "owner", ep.Installation.Owner, "installation_id", id)
+	return snap.with(func(n *snapshot) { n.cfg = &cfg }), nil
+}
+
+// mintWithNextKey mints with the next key after the provider refused the
+// current one (refused). If the provider takes it, it was registered there:
+// it is promoted, and the previous key stays published a while.
+func (b *backend) mintWithNextKey(ctx context.Context, name string, snap *snapshot, refused error) (*snapshot, obtained, error) {
+	ep := snap.cfg.endpointWith(snap.cfg.keys.pending())
+	ep.Now = b.now
+	grant := ep.BaseGrant()
+	tok, err := b.exchange(ctx, name, snap, ep, grant, "")
+	if err != nil {
+		b.refreshLog.Warn("the provider refused the current signing key and the next one", "name", name, "error", err)
+		return snap, obtained{}, refused
+	}
+	ring, err := snap.cfg.keys.promoted(b.now(), ep.AssertionTTL())
+	if err == nil {
+		err = writeKeyRing(ctx, b.storage, name, ring)
+	}
+	if err != nil {
+		b.refreshLog.Warn("the next signing key worked but its promotion was not saved; it is tried again next time", "name", name, "error", err)
+		return snap, obtained{tok, grant}, nil
+	}
+	b.refreshLog.Info("the provider refused the current signing key and accepted the next: the next key is now current",
+		"name", name, "key_id", ring.current.kid)
+	return snap.with(func(n *snapshot) { n.cfg = n.cfg.withKeys(ring) }), obtained{tok, grant}, nil
+}
+
+// withKeys returns a copy of c holding ring.
+func (c *providerConfig) withKeys(ring *keyRing) *providerConfig {
+	next := *c
+	next.keys = ring
+	return &next
+}
+
+// replaceKeys publishes name's loaded snapshot with ring, if one is loaded.
+// Callers hold the name's lock.
+func (b *backend) replaceKeys(name string, ring *keyRing) {
+	if snap := b.loaded(name); snap != nil {
+		b.publish(name, snap.with(func(n *snapshot) { n.cfg = n.cfg.withKeys(ring) }))
+	}
+}
+
+// revokeEvicted revokes an evicted access token where the provider allows
+// it (GitHub), best effort: a failure is a warning, the eviction stands.
+func (b *backend) revokeEvicted(ctx context.Context, name string, snap *snapshot, evicted *tokenState) *logical.Response {
+	ep := snap.cfg.endpoint()
+	if evicted == nil || evicted.AccessToken == "" || !ep.Revocable() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, min(snap.cfg.Timeout, revokeTimeout))
+	defer cancel()
+	if err := (&provider.Client{HTTP: snap.client}).Revoke(ctx, ep, evicted.AccessToken); err != nil {
+		b.providerLog.Warn("revoking the evicted token failed; it expires on its own", "name", name, "error", err)
+		resp := &logical.Response{}
+		resp.AddWarning("the evicted token could not be revoked at the provider (it expires on its own): " + err.Error())
+		return resp
+	}
+	b.providerLog.Info("evicted token revoked at the provider", "name", name)
+	return nil
+}

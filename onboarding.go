@@ -1,0 +1,302 @@
+package tokenbroker
+
+// Onboarding: a user's authorization starts a name's chain. A browser
+// authorization (authorize/<name>) is kept as a pending entry until its code
+// comes back (callback, or authorize/<name>/code); a device authorization is
+// polled by device.go. Both end in connect, which replaces the chain only
+// once the provider has answered with a token.
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
+)
+
+const (
+	// authPrefix holds pending authorizations, seal-wrapped: PKCE verifiers
+	// and device codes are credentials.
+	authPrefix = "auth/"
+	codePrefix = authPrefix + "code/" // a pending browser authorization, by name
+	// pendingLifetime: how long an authorization URL (its state and verifier) works.
+	pendingLifetime = 10 * time.Minute
+)
+
+// connection is who started a user's chain, and when.
+type connection struct {
+	At time.Time `json:"at"`
+	// By is the Vault display name of whoever asked for the authorization.
+	By string `json:"by,omitempty"`
+}
+
+// pendingCode is a browser authorization awaiting its code. The state itself
+// is not stored, only its hash: storage never holds what would let a reader
+// complete the authorization with a code of their own.
+type pendingCode struct {
+	StateHash   string    `json:"state_hash"`
+	Verifier    string    `json:"verifier"`
+	RedirectURI string    `json:"redirect_uri,omitempty"` // as sent: the exchange must repeat it
+	ExpiresAt   time.Time `json:"expires_at"`
+	RequestedBy string    `json:"requested_by,omitempty"`
+}
+
+// onboarding is the backend's in-memory part of onboarding.
+type onboarding struct {
+	pollers  sync.Map // name -> struct{}: a device poller runs on this node
+	outcomes sync.Map // name -> outcome: the last authorization's result on this node
+	// wait sleeps d or until ctx ends (false); nil means a real timer. Tests replace it.
+	wait  func(ctx context.Context, d time.Duration) bool
+	polls sync.WaitGroup
+}
+
+// outcome is how an authorization ended, for status/<name>.
+type outcome struct {
+	at     time.Time
+	result string
+}
+
+func (b *backend) recordOutcome(name, result string) {
+	b.onboard.outcomes.Store(name, outcome{at: b.now(), result: result})
+}
+
+// authorizable reports whether a user can start the config's chain.
+func (c *providerConfig) authorizable() bool {
+	return c.ClientID != "" && (c.AuthURL != "" || c.DeviceURL != "")
+}
+
+// validateAuthorization checks the fields of a user's authorization.
+func (c *providerConfig) validateAuthorization() error {
+	for _, f := range []struct{ key, value string }{
+		{"auth_url", c.AuthURL}, {"device_authorization_url", c.DeviceURL}, {"redirect_uri", c.RedirectURI}, {"issuer", c.Issuer},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if err := provider.CheckURL(f.value); err != nil {
+			return fmt.Errorf("%s: %w", f.key, err)
+		}
+	}
+	if c.PKCE != "" && !c.PKCE.Valid() {
+		return fmt.Errorf("unknown pkce %q (want S256 or off)", c.PKCE)
+	}
+	if c.PKCE == provider.PKCEOff && c.endpoint().PKCERequired() {
+		return fmt.Errorf("provider %s requires PKCE: pkce=off is not allowed", c.Provider)
+	}
+	for k := range c.AuthParams {
+		if provider.AuthReserved(k) {
+			return fmt.Errorf("auth_params may not set %q: the authorization request sets it", k)
+		}
+	}
+	return nil
+}
+
+// canMint reports whether a lost chain may be started anew by the base
+// grant: the config holds its credentials and no user connected the chain
+// (a user's chain is never silently replaced by the client's own token).
+func (s *snapshot) canMint() bool {
+	return s.cfg.endpoint().CanMint() && (s.state == nil || s.state.Connected == nil)
+}
+
+// errNotConnected says why a name without a chain cannot serve.
+func errNotConnected(name string, snap *snapshot) error {
+	if snap.cfg.authorizable() {
+		return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+			"%q is not connected: run vault write tokenbroker/authorize/%s (or device/%s) and approve as the user", name, name, name))
+	}
+	return fmt.Errorf("config %q holds no refresh token and no credentials for the %s grant", name, snap.cfg.endpoint().BaseGrant())
+}
+
+// newAuthState returns a state for name: 256 random bits, then the name, so
+// the callback finds the pending entry without an index.
+func newAuthState(name string) string { return provider.NewSecret() + "." + name }
+
+// stateName is the name a state was made for ("" when malformed).
+func stateName(state string) string {
+	_, name, ok := strings.Cut(state, ".")
+	if !ok || validName(name) != nil {
+		return ""
+	}
+	return name
+}
+
+func hashOf(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// beginAuthorization stores a new pending authorization of name, replacing
+// any earlier one (whose state then no longer works), and returns the URL the
+// user opens and its state.
+func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, name, who string) (authURL, state string, expires time.Time, err error) {
+	lock := b.lockFor(name)
+	lock.Lock()
+	defer lock.Unlock()
+	snap, err := b.snapshot(ctx, s, name)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	if snap == nil {
+		return "", "", time.Time{}, errNoConfig(name)
+	}
+	if snap.cfg.AuthURL == "" || snap.cfg.ClientID == "" {
+		return "", "", time.Time{}, logical.CodedError(http.StatusBadRequest,
+			fmt.Sprintf("config %q needs client_id and auth_url (or an issuer or provider preset that gives one) to authorize in a browser", name))
+	}
+	ep := snap.cfg.endpoint()
+	state, verifier := newAuthState(name), provider.NewSecret()
+	if authURL, err = ep.AuthorizationURL(state, verifier); err != nil {
+		return "", "", time.Time{}, fmt.Errorf("authorization URL of %q: %w", name, err)
+	}
+	expires = b.now().Add(pendingLifetime)
+	p := pendingCode{StateHash: hashOf(state), Verifier: verifier, RedirectURI: ep.RedirectURI, ExpiresAt: expires, RequestedBy: who}
+	if err := putJSON(ctx, s, codePrefix+name, p); err != nil {
+		return "", "", time.Time{}, err
+	}
+	b.refreshLog.Info("authorization started", "name", name, "flow", "browser", "by", who, "expires_at", expires)
+	return authURL, state, expires, nil
+}
+
+// codeAnswer is what the provider sent back with the user: a code, or an error.
+type codeAnswer struct{ code, errCode, errDescription string }
+
+// finishAuthorization completes name's pending browser authorization. The
+// state must be the latest one issued for name; it is burnt (deleted) before
+// anything else, so it works once, whatever the outcome. An unknown, replaced
+// or used state changes nothing. Only a token from the provider replaces the
+// chain. Errors are logical.HTTPCodedError with a message fit for a page.
+func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, name, state string, a codeAnswer) error {
+	if !b.WriteSafeReplicationState() {
+		return logical.ErrReadOnly
+	}
+	lock := b.lockFor(name)
+	lock.Lock()
+	defer lock.Unlock()
+	var p pendingCode
+	found, err := getJSON(ctx, s, codePrefix+name, &p)
+	if err != nil {
+		return err
+	}
+	if !found || subtle.ConstantTimeCompare([]byte(p.StateHash), []byte(hashOf(state))) != 1 {
+		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
+			"this authorization of %s is unknown, already used, or replaced by a newer one; nothing was changed. Start again with vault write tokenbroker/authorize/%s", name, name))
+	}
+	if err := s.Delete(ctx, codePrefix+name); err != nil {
+		return fmt.Errorf("the authorization of %q could not be marked used, so it was not completed: %w", name, err)
+	}
+	refuse := func(msg string) error {
+		b.recordOutcome(name, msg)
+		b.refreshLog.Warn("authorization not completed", "name", name, "reason", msg)
+		return logical.CodedError(http.StatusBadRequest, msg+"; the chain is unchanged")
+	}
+	switch {
+	case !b.now().Before(p.ExpiresAt):
+		return refuse(fmt.Sprintf("the authorization of %s expired at %s; start again with vault write tokenbroker/authorize/%s",
+			name, p.ExpiresAt.UTC().Format(time.RFC3339), name))
+	case a.errCode != "":
+		return refuse(strings.TrimSuffix(fmt.Sprintf("the provider did not authorize %s: %s: %s", name, cleanText(a.errCode), cleanText(a.errDescription)), ": "))
+	case a.code == "":
+		return refuse(fmt.Sprintf("the provider sent no code for %s", name))
+	}
+	snap, err := b.snapshot(ctx, s, name)
+	if err != nil {
+		return err
+	}
+	if snap == nil {
+		return errNoConfig(name)
+	}
+	ep := snap.cfg.endpoint()
+	ep.RedirectURI = p.RedirectURI
+	tok, err := b.connectCall(name, snap, provider.GrantAuthorizationCode, func(ctx context.Context, c *provider.Client) (*provider.Token, error) {
+		return c.ExchangeCode(ctx, ep, a.code, p.Verifier)
+	})
+	if err != nil {
+		b.recordOutcome(name, "the code exchange failed: "+err.Error())
+		return logical.CodedError(http.StatusBadGateway, fmt.Sprintf("the provider refused the code of %s (the chain is unchanged): %v", name, err))
+	}
+	return b.connect(ctx, name, snap, obtained{tok, provider.GrantAuthorizationCode}, p.RequestedBy)
+}
+
+// connectCall makes one provider call that may start a chain, within the
+// config's timeout, on the backend's context: a caller hanging up cannot cut
+// short an exchange that spends a single-use code.
+func (b *backend) connectCall(name string, snap *snapshot, grant provider.Grant, call func(context.Context, *provider.Client) (*provider.Token, error)) (*provider.Token, error) {
+	ctx, cancel := context.WithTimeout(b.ctx, snap.cfg.Timeout)
+	defer cancel()
+	start := time.Now()
+	tok, err := call(ctx, &provider.Client{HTTP: snap.client})
+	if err != nil {
+		b.providerLog.Warn("provider call failed", "name", name, "grant", grant, "latency", time.Since(start), "error", err)
+		return nil, err
+	}
+	b.providerLog.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", time.Since(start))
+	return tok, nil
+}
+
+// connect makes tok the start of name's chain, replacing whatever chain it
+// had, and persists it. Callers hold the name's lock.
+func (b *backend) connect(ctx context.Context, name string, snap *snapshot, tok obtained, by string) error {
+	now := b.now()
+	st := snap.newState(tok, now)
+	st.Connected = &connection{At: now, By: by}
+	next := snap.with(func(n *snapshot) {
+		n.state = st
+		n.health = n.health.cleared().succeeded(tok.grant, now)
+	})
+	b.recordOutcome(name, "connected")
+	b.refreshLog.Info("account connected; a new chain replaces the old one", "name", name, "grant", tok.grant, "by", by,
+		"refresh_token", st.RefreshToken != "")
+	if _, err := b.persist(ctx, name, next); err != nil {
+		return fmt.Errorf("%s is connected, but: %w", name, err)
+	}
+	return nil
+}
+
+// cleanText makes untrusted text from a redirect safe to show and log: no
+// control characters, at most 200 bytes.
+func cleanText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		s = strings.ToValidUTF8(s[:200], "") + "…"
+	}
+	return strings.TrimSpace(s)
+}
+
+func getJSON(ctx context.Context, s logical.Storage, key string, v any) (bool, error) {
+	entry, err := s.Get(ctx, key)
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", key, err)
+	}
+	if entry == nil {
+		return false, nil
+	}
+	if err := entry.DecodeJSON(v); err != nil {
+		return false, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return true, nil
+}
+
+func putJSON(ctx context.Context, s logical.Storage, key string, v any) error {
+	entry, err := logical.StorageEntryJSON(key, v)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("write %s: %w", key, err)
+	}
+	return nil
+}

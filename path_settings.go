@@ -1,0 +1,72 @@
+package tokenbroker
+
+import (
+	"context"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathSettings(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern:      "settings$",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "settings"},
+		Fields: map[string]*framework.FieldSchema{
+			"metrics_max_names": {Type: framework.TypeInt, Default: defaultMetricsMaxNames,
+				Description: "With more configured names than this, metrics/ drops the name label and serves aggregate series only, so the number of series stays bounded. 0: always aggregate."},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation:   &framework.PathOperation{Callback: b.pathSettingsRead, Summary: "Read the mount-wide settings."},
+			logical.UpdateOperation: &framework.PathOperation{Callback: b.pathSettingsWrite, Summary: "Change mount-wide settings; fields not given keep their values."},
+		},
+		HelpSynopsis:    "Mount-wide settings (operators only).",
+		HelpDescription: settingsHelp,
+	}}
+}
+
+const settingsHelp = `
+Settings that apply to every name of the mount. A write changes only the
+fields it names; a read returns every field, defaults included.
+metrics_max_names bounds the per-name series of metrics/.
+`
+
+func (b *backend) pathSettingsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	set, err := b.settings(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: set.data()}, nil
+}
+
+func (b *backend) pathSettingsWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	b.settingsMu.Lock()
+	defer b.settingsMu.Unlock()
+	cur, err := loadSettings(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	next := *cur
+	if err := next.apply(d); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	if err := writeSettings(ctx, req.Storage, &next); err != nil {
+		return nil, err
+	}
+	b.loadedSettings.Store(&next)
+	return &logical.Response{Data: next.data()}, nil
+}
+
+// apply sets the fields present in d and checks the result.
+func (s *mountSettings) apply(d *framework.FieldData) error {
+	if v, ok, err := field[int](d, "metrics_max_names"); err != nil {
+		return err
+	} else if ok {
+		s.MetricsMaxNames = v
+	}
+	return s.validate()
+}
+
+// data is the settings as a response shows them.
+func (s *mountSettings) data() map[string]any {
+	return map[string]any{"metrics_max_names": s.MetricsMaxNames}
+}

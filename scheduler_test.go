@@ -1,0 +1,78 @@
+package tokenbroker
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestScheduleOrdersByDueTime(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newSchedule()
+	s.set("c", t0.Add(3*time.Second))
+	s.set("a", t0.Add(1*time.Second))
+	s.set("b", t0.Add(2*time.Second))
+	s.set("a", t0.Add(4*time.Second)) // moved later
+	s.set("gone", t0)
+	s.remove("gone")
+	s.set("never", time.Time{}) // the zero time removes
+
+	if got, want := s.popDue(t0), []string(nil); !slices.Equal(got, want) {
+		t.Fatalf("popDue(t0) = %v, want %v", got, want)
+	}
+	if next, ok := s.next(); !ok || !next.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("next() = %v, %v; want t0+2s, true", next, ok)
+	}
+	if got, want := s.popDue(t0.Add(3*time.Second)), []string{"b", "c"}; !slices.Equal(got, want) {
+		t.Fatalf("popDue(t0+3s) = %v, want %v", got, want)
+	}
+	if got, want := s.popDue(t0.Add(time.Hour)), []string{"a"}; !slices.Equal(got, want) {
+		t.Fatalf("popDue(t0+1h) = %v, want %v", got, want)
+	}
+	if _, ok := s.next(); ok {
+		t.Fatalf("next() after popping everything: ok = true, want false")
+	}
+}
+
+// TestScheduleRandomTrials checks the heap against a sorted reference.
+func TestScheduleRandomTrials(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, seed))
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := newSchedule()
+	want := map[string]time.Time{}
+	for range 2000 {
+		name := fmt.Sprintf("n%d", rng.IntN(300))
+		switch rng.IntN(4) {
+		case 0:
+			s.remove(name)
+			delete(want, name)
+		default:
+			due := t0.Add(time.Duration(rng.IntN(1000)) * time.Second)
+			s.set(name, due)
+			want[name] = due
+		}
+	}
+	cut := t0.Add(500 * time.Second)
+	got := s.popDue(cut)
+	var expected []string
+	for name, due := range want {
+		if !due.After(cut) {
+			expected = append(expected, name)
+		}
+	}
+	slices.Sort(expected)
+	sorted := slices.Clone(got)
+	slices.Sort(sorted)
+	if !slices.Equal(sorted, expected) {
+		t.Fatalf("popDue returned %d names, want %d (seed %d)", len(got), len(expected), seed)
+	}
+	for i := 1; i < len(got); i++ {
+		if want[got[i]].Before(want[got[i-1]]) {
+			t.Fatalf("popDue not soonest first at %d: %s (%v) after %s (%v) (seed %d)", i, got[i], want[got[i]], got[i-1], want[got[i-1]], seed)
+		}
+	}
+}

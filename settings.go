@@ -1,0 +1,81 @@
+package tokenbroker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// settingsKey is the storage entry of the mount-wide settings (seal-wrapped
+// like config/ and token/).
+const settingsKey = "settings"
+
+// Defaults and bounds of the settings fields.
+const (
+	defaultMetricsMaxNames = 2000
+	maxMetricsMaxNames     = 1_000_000
+)
+
+// mountSettings are the mount-wide settings. Each field starts at its default
+// and a stored entry overrides only the fields it holds, so a field is added
+// at a time: give it a default in defaultSettings, a bound in validate, and a
+// row in settingsFields (path_settings.go).
+type mountSettings struct {
+	// MetricsMaxNames: with more configured names than this, the metrics drop
+	// the name label and serve aggregate series only (0: always aggregate).
+	MetricsMaxNames int `json:"metrics_max_names"`
+}
+
+func defaultSettings() *mountSettings {
+	return &mountSettings{MetricsMaxNames: defaultMetricsMaxNames}
+}
+
+func (s *mountSettings) validate() error {
+	if s.MetricsMaxNames < 0 || s.MetricsMaxNames > maxMetricsMaxNames {
+		return fmt.Errorf("metrics_max_names must be between 0 and %d", maxMetricsMaxNames)
+	}
+	return nil
+}
+
+// settings returns the mount's settings, loading them from storage on first
+// use (and after an invalidation). Callers must not change the result.
+func (b *backend) settings(ctx context.Context, s logical.Storage) (*mountSettings, error) {
+	if cur := b.loadedSettings.Load(); cur != nil {
+		return cur, nil
+	}
+	epoch := b.invalidations.Load()
+	loaded, err := loadSettings(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if b.invalidations.Load() == epoch {
+		b.loadedSettings.CompareAndSwap(nil, loaded)
+	}
+	return loaded, nil
+}
+
+func loadSettings(ctx context.Context, s logical.Storage) (*mountSettings, error) {
+	out := defaultSettings()
+	entry, err := s.Get(ctx, settingsKey)
+	if err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	if entry != nil {
+		if err := entry.DecodeJSON(out); err != nil {
+			return nil, fmt.Errorf("decode settings: %w", err)
+		}
+	}
+	return out, nil
+}
+
+func writeSettings(ctx context.Context, s logical.Storage, set *mountSettings) error {
+	entry, err := logical.StorageEntryJSON(settingsKey, set)
+	if err != nil {
+		return fmt.Errorf("encode settings: %w", err)
+	}
+	if err := s.Put(ctx, entry); err != nil {
+		return fmt.Errorf("write settings: %w", err)
+	}
+	return nil
+}
