@@ -33,7 +33,7 @@ func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) err
 		return nil
 	}
 	b.loop.start(b)
-	b.sched.signal() // run what is due now
+	b.sched.signal()                       // run what is due now
 	b.tendAuthorizations(ctx, req.Storage) // device pollers, expired authorizations (device.go)
 	return nil
 }
