@@ -18,8 +18,15 @@ type want struct {
 
 func (w want) satisfiedBy(s *snapshot, now time.Time) bool {
 	need := w.minTTL
-	if w.beyondWindow && s.state != nil {
-		need = max(need, s.state.ExpiresAt.Sub(s.state.refreshAt(s.cfg.RefreshAhead)))
+	if s.state != nil {
+		window := s.state.ExpiresAt.Sub(s.state.refreshAt(s.cfg.RefreshAhead))
+		// No token lives longer than the provider makes it: a min_ttl beyond
+		// what a fresh token has left is met by one still outside its refresh
+		// window, so such reads cannot make every read call the provider.
+		need = min(need, s.state.lifetime()-window)
+		if w.beyondWindow {
+			need = max(need, window)
+		}
 	}
 	return s.state.usableFor(now, need)
 }

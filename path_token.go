@@ -94,8 +94,8 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	var minTTL int
 	if _, sent := d.Raw["min_ttl"]; sent {
 		var err error
-		if minTTL, _, err = field[int](d, "min_ttl"); err != nil || minTTL < 0 {
-			return logical.ErrorResponse("min_ttl must be a non-negative duration"), nil
+		if minTTL, _, err = field[int](d, "min_ttl"); err != nil {
+			return logical.ErrorResponse("min_ttl: %s", err), nil
 		}
 	}
 	snap, err := b.snapshot(ctx, req.Storage, name)
@@ -142,6 +142,9 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	} else if snap.failing > 0 {
 		resp.AddWarning(fmt.Sprintf("the last refresh failed at %s: %v", snap.lastErrAt.UTC().Format(time.RFC3339), snap.lastErr))
 	}
+	if left := snap.state.ExpiresAt.Sub(now); w.minTTL > left {
+		resp.AddWarning(fmt.Sprintf("min_ttl %s is more than the provider's tokens live; this token has %s left", w.minTTL, left.Truncate(time.Second)))
+	}
 	if snap.reauthorizeDue(now) {
 		resp.AddWarning(fmt.Sprintf("the refresh token of %q expires at %s and its config cannot mint without one: write a new refresh_token to config/%s before then",
 			name, snap.reauthorizeBy.UTC().Format(time.RFC3339), name))
@@ -167,6 +170,9 @@ func credsResponse(snap *snapshot, now time.Time) *logical.Response {
 	if v.scopes != nil {
 		data["scopes"] = v.scopes
 	}
+	if v.permissions != nil {
+		data["permissions"], data["repositories"] = v.permissions, v.repositories
+	}
 	return &logical.Response{Data: data}
 }
 
@@ -185,12 +191,13 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 	if err != nil || snap == nil || snap.state == nil {
 		return nil, err
 	}
+	evicted := snap.state
 	snap = snap.withState(snap.state.withoutAccessToken())
 	if err := writeState(ctx, req.Storage, name, snap.state); err != nil {
 		return nil, err
 	}
 	b.publish(name, snap.with(func(n *snapshot) { n.dirty = false }))
-	return nil, nil
+	return b.revokeEvicted(ctx, name, snap, evicted), nil // GitHub: best effort (mint_signed.go)
 }
 
 func (b *backend) pathCredsReset(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -4,6 +4,7 @@ package tokenbroker
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -221,6 +222,24 @@ func TestMinTTL(t *testing.T) {
 		_, err := e.creds("x", map[string]any{"min_ttl": bad})
 		expectErr(t, "min_ttl "+bad, err, `field "min_ttl"`)
 	}
+}
+
+// TestMinTTLBeyondTheTokenLifetime: a min_ttl longer than the provider's
+// tokens live gets the freshest token with a warning, and cannot make every
+// read call the provider.
+func TestMinTTLBeyondTheTokenLifetime(t *testing.T) {
+	e := newEnv(t)
+	e.fake.SetLifetime(time.Hour)
+	e.config("x", fakeprovider.OAuth2, nil)
+	e.token("x")
+	e.clock.Add(30 * time.Minute)
+	for i := range 5 {
+		resp := e.mustDo(logical.ReadOperation, "creds/x", map[string]any{"min_ttl": "2h"})
+		if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "more than the provider's tokens live") {
+			t.Fatalf("read %d: warnings = %q, want the min_ttl notice", i, resp.Warnings)
+		}
+	}
+	expect(t, "upstream calls (the first mint and one fresh token)", e.fake.TotalCalls(), 2)
 }
 
 func TestCredsDeleteEvictsAccessTokenKeepsChain(t *testing.T) {
