@@ -5,7 +5,7 @@ PLUGIN := vault-plugin-secrets-tokenbroker
 BIN := bin
 LDFLAGS := -X github.com/tokenbroker/vault-plugin-secrets-tokenbroker.Version=v$(VERSION)
 
-.PHONY: build release vault fakeprovider dev test test-unit test-e2e test-rules fuzz bench vet fmt clean
+.PHONY: build release vault fakeprovider dev test test-unit test-e2e test-rules fuzz bench bench-scale vet fmt clean
 RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
 
 ## build: the plugin binary in bin/ and its sha256 in bin/<plugin>.sha256
@@ -68,6 +68,11 @@ fmt:
 
 bench: build vault
 	bash bench/run.sh
+
+## bench-scale: many chains in one mount on a single-node raft Vault (bench/scale.sh); replaces the Scale section of bench/results.md.
+## A quick run: make bench-scale SCALE_ARGS="-names 5000 -duration 2m -lifetime 1m"
+bench-scale: build vault
+	VERSION=$(VERSION) bash bench/scale.sh $(SCALE_ARGS)
 
 clean:
 	rm -rf $(BIN) .cache

@@ -257,6 +257,8 @@ func (s *snapshot) newState(tok obtained, now time.Time) *tokenState {
 		ExpiresAt:   now.Add(lifetime),
 		Scopes:      scopes,
 		Grant:       tok.grant,
+
+		Permissions: tok.Permissions, Repositories: tok.Repositories,
 	}
 	switch {
 	case !s.cfg.refreshes():

@@ -251,6 +251,12 @@ func (c *providerConfig) validateSigning() error {
 		if alg := ep.SigningAlgorithm(); !slices.Contains(ep.AcceptedAlgorithms(), alg) {
 			return fmt.Errorf("provider %s does not accept %s signatures (it takes %v): use another signing_alg or key", c.Provider, alg, ep.AcceptedAlgorithms())
 		}
+		switch need := ep.MintNeeds(); need {
+		case provider.NeedsCertificate, provider.NeedsAssertionIssuer, provider.NeedsAssertionSubject,
+			provider.NeedsAppID, provider.NeedsInstallation, provider.NeedsScopes:
+			// A config that signs means to mint: say so now, not at the first read.
+			return fmt.Errorf("provider %s needs %s to mint with its signing key", c.Provider, credentialFields[need])
+		}
 	}
 	if c.AssertionTTL > ep.MaxAssertionTTL() {
 		return fmt.Errorf("assertion_ttl %s is longer than provider %s accepts (%s)", c.AssertionTTL, c.Provider, ep.MaxAssertionTTL())

@@ -207,6 +207,16 @@ func (b *backend) tendAuthorizations(ctx context.Context, s logical.Storage) {
 	}
 }
 
+// deleteAuthorizations drops name's pending authorizations (its config is deleted).
+func deleteAuthorizations(ctx context.Context, s logical.Storage, name string) error {
+	for _, key := range []string{codePrefix + name, devicePrefix + name} {
+		if err := s.Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
 // pendingStatus adds name's pending authorization and connection to status data.
 func (b *backend) pendingStatus(ctx context.Context, s logical.Storage, name string, snap *snapshot, data map[string]any) error {
 	data["connected_at"], data["connected_by"] = "", ""

@@ -18,7 +18,7 @@ type polls struct {
 	e       *env
 	asks    chan time.Duration
 	advance chan time.Duration
-	stopped chan struct{} // closed when the backend's pollers have all stopped
+	stopped chan struct{}  // closed when the backend's pollers have all stopped
 	pending *time.Duration // an ask received and not yet answered
 }
 
@@ -49,8 +49,8 @@ func (p *polls) await() *time.Duration {
 		p.pending = nil
 		return d
 	}
-	stopped := make(chan struct{})
-	go func() { p.e.b.onboard.polls.Wait(); close(stopped) }()
+	stopped, b := make(chan struct{}), p.e.b
+	go func() { b.onboard.polls.Wait(); close(stopped) }()
 	select {
 	case d := <-p.asks:
 		return &d

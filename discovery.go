@@ -28,9 +28,9 @@ func (c *providerConfig) urlField(key string) *string {
 }
 
 // fillEndpoints fills in the URLs a config write leaves empty. A write that
-// names issuer, provider or tenant fills in afresh every URL it does not give
-// itself (so changing a tenant moves the URLs with it); other writes fill only
-// empty ones. The issuer's metadata is fetched here, once, never on a read.
+// names issuer, or a preset's provider or tenant, fills in afresh every URL it
+// does not give itself (so changing a tenant moves the URLs with it); other
+// writes fill only empty ones. The issuer's metadata is fetched here, once, never on a read.
 // A preset's documented refresh-token reuse grace applies unless
 // refresh_reuse_grace is given.
 func (b *backend) fillEndpoints(ctx context.Context, cfg *providerConfig, d *framework.FieldData, isNew bool) error {
@@ -38,7 +38,8 @@ func (b *backend) fillEndpoints(ctx context.Context, cfg *providerConfig, d *fra
 	if cfg.Tenant != "" && !validTenant(cfg.Tenant) {
 		return fmt.Errorf("tenant %q: use a tenant id or a domain (letters, digits, '.', '-')", cfg.Tenant)
 	}
-	refill := sent("issuer") || sent("provider") || sent("tenant")
+	preset := cfg.Provider.Preset(cfg.Tenant)
+	refill := sent("issuer") || (sent("provider") || sent("tenant")) && preset.TokenURL != ""
 	for _, key := range endpointFields {
 		if refill && !sent(key) {
 			*cfg.urlField(key) = ""
@@ -65,7 +66,6 @@ func (b *backend) fillEndpoints(ctx context.Context, cfg *providerConfig, d *fra
 			cfg.PKCE = provider.PKCEOff // the issuer says it does not do S256
 		}
 	}
-	preset := cfg.Provider.Preset(cfg.Tenant)
 	if preset.TokenURL != "" {
 		if preset.NeedsTenant && cfg.TokenURL == "" {
 			return fmt.Errorf("provider %s needs tenant (the account's domain, e.g. tenant=example.okta.com), issuer or token_url", cfg.Provider)

@@ -339,7 +339,7 @@ func (v *nameView) emit(ch chan<- prometheus.Metric, name string) {
 		t time.Time
 	}{{famAccessExpiry, v.accessExpiry}, {famRefreshExpiry, v.refreshExpiry}, {famReauthorizeBy, v.reauthorize}} {
 		if !g.t.IsZero() {
-			ch <- g.f.metric(name, float64(g.t.UnixMilli())/1e3)
+			ch <- g.f.metric(name, float64(g.t.Unix())) // whole seconds, as creds shows expires_at_seconds
 		}
 	}
 }
@@ -359,10 +359,11 @@ func (c *nameCollector) Describe(chan<- *prometheus.Desc) {}
 
 func (c *nameCollector) Collect(ch chan<- prometheus.Metric) {
 	var all nameView
+	unloaded, lastErr := 0, error(nil)
 	for _, name := range c.names {
 		snap, err := c.b.snapshot(c.ctx, c.storage, name)
 		if err != nil {
-			c.b.logger.Warn("metrics: cannot load a name's state; its gauges are left out", "name", name, "error", err)
+			unloaded, lastErr = unloaded+1, err
 		}
 		var counters *nameCounters
 		if v, ok := c.b.metrics.names.Load(name); ok {
@@ -377,5 +378,8 @@ func (c *nameCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if !c.perName {
 		all.emit(ch, "")
+	}
+	if unloaded > 0 {
+		c.b.logger.Warn("metrics: names whose state could not be loaded are left out of the gauges", "names", unloaded, "last_error", lastErr)
 	}
 }

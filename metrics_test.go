@@ -161,7 +161,8 @@ func TestMetricsAfterMintRefreshAndRefusal(t *testing.T) {
 	// A provider outage: a min_ttl read is served the cached token, then
 	// reads of an expired token fail; the name shows as failing.
 	e.fake.Fail(2, fakeprovider.Fail500)
-	if resp, err := e.creds("m", map[string]any{"min_ttl": "3h"}); err != nil || len(resp.Warnings) == 0 {
+	e.clock.Add(10 * time.Minute) // 50 minutes left: a min_ttl of 52 asks for a new token
+	if resp, err := e.creds("m", map[string]any{"min_ttl": "52m"}); err != nil || len(resp.Warnings) == 0 {
 		t.Fatalf("min_ttl read during an outage: err=%v, want the cached token with a warning", err)
 	}
 	e.clock.Add(2 * time.Hour)

@@ -32,11 +32,11 @@ const (
 	pendingLifetime = 10 * time.Minute
 )
 
-// connection is who started a user's chain, and when.
+// connection is who started a user's chain (the Vault display name that
+// asked for the authorization), and when.
 type connection struct {
 	At time.Time `json:"at"`
-	// By is the Vault display name of whoever asked for the authorization.
-	By string `json:"by,omitempty"`
+	By string    `json:"by,omitempty"`
 }
 
 // pendingCode is a browser authorization awaiting its code. The state itself
@@ -226,9 +226,8 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 	return b.connect(ctx, name, snap, obtained{tok, provider.GrantAuthorizationCode}, p.RequestedBy)
 }
 
-// connectCall makes one provider call that may start a chain, within the
-// config's timeout, on the backend's context: a caller hanging up cannot cut
-// short an exchange that spends a single-use code.
+// connectCall makes one provider call that may start a chain, within the config's
+// timeout, on the backend's context: a caller hanging up cannot cut it short.
 func (b *backend) connectCall(name string, snap *snapshot, grant provider.Grant, call func(context.Context, *provider.Client) (*provider.Token, error)) (*provider.Token, error) {
 	ctx, cancel := context.WithTimeout(b.ctx, snap.cfg.Timeout)
 	defer cancel()
@@ -261,8 +260,7 @@ func (b *backend) connect(ctx context.Context, name string, snap *snapshot, tok 
 	return nil
 }
 
-// cleanText makes untrusted text from a redirect safe to show and log: no
-// control characters, at most 200 bytes.
+// cleanText makes a redirect's text fit to show and log: no control characters, 200 bytes at most.
 func cleanText(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {

@@ -256,3 +256,14 @@ func TestAConnectedChainIsNeverReplacedByTheClientsOwnToken(t *testing.T) {
 	e.token("u")
 	expectField(t, e.status("u"), "needs_refresh_token", false)
 }
+
+func TestDeletingAConfigDropsItsPendingAuthorizations(t *testing.T) {
+	e := newEnv(t)
+	e.userConfig("u", nil)
+	authURL, _ := e.authorize("u")
+	e.mustDo(logical.DeleteOperation, "config/u", nil)
+	e.userConfig("u", nil)
+	if status, page := e.callback(e.approve(authURL)); status != 400 || !strings.Contains(page, "unknown, already used, or replaced") {
+		t.Fatalf("callback of an authorization of the deleted config = %d %q, want it refused", status, page)
+	}
+}

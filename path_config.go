@@ -156,6 +156,9 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	if u := ep.EffectiveRefreshURL(); u != cfg.TokenURL {
 		data["refresh_url"] = u
 	}
+	for k, v := range cfg.signingReadFields() { // config_signing.go
+		data[k] = v
+	}
 	return &logical.Response{Data: data}, nil
 }
 
@@ -182,6 +185,9 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err == nil {
 		err = b.fillEndpoints(ctx, cfg, d, old == nil)
 	}
+	if err == nil {
+		err = cfg.applySigning(d, name, b.now()) // after the endpoints: a key file's token_uri wins
+	}
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
@@ -206,6 +212,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		state = state.withoutAccessToken()
 	}
 
+	if old == nil || old.keys != cfg.keys {
+		if err := writeKeyRing(ctx, req.Storage, name, cfg.keys); err != nil {
+			return nil, err
+		}
+	}
 	if err := writeConfig(ctx, req.Storage, name, cfg); err != nil {
 		return nil, err
 	}
@@ -237,6 +248,12 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	b.sched.remove(name)
 	b.names.remove(name)
 	if err := deleteState(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
+	if err := deleteKeyRing(ctx, req.Storage, name); err != nil {
+		return nil, err
+	}
+	if err := deleteAuthorizations(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
 	return nil, deleteConfig(ctx, req.Storage, name)

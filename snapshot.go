@@ -36,6 +36,7 @@ const reauthorizeNotice = 7 * 24 * time.Hour
 // credsView is the part of a creds response that one token state fixes.
 type credsView struct {
 	accessToken, tokenType, expiresAt, expiresAtSeconds, rotationPeriod, scopes any
+	permissions, repositories                                                   any // GitHub's; nil when not said
 }
 
 func newCredsView(st *tokenState) credsView {
@@ -51,6 +52,9 @@ func newCredsView(st *tokenState) credsView {
 	}
 	if len(st.Scopes) > 0 {
 		v.scopes = st.Scopes
+	}
+	if st.Permissions != nil {
+		v.permissions, v.repositories = st.Permissions, nonNil(st.Repositories)
 	}
 	return v
 }

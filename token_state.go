@@ -23,6 +23,9 @@ type tokenState struct {
 	ExpiresAt    time.Time      `json:"expires_at,omitzero"`
 	Scopes       []string       `json:"scopes,omitempty"`
 	Grant        provider.Grant `json:"grant,omitempty"`
+	// Permissions and Repositories: what a GitHub installation token may do, and where.
+	Permissions  map[string]string `json:"permissions,omitempty"`
+	Repositories []string          `json:"repositories,omitempty"`
 	// NeedsRefreshToken: the provider refused the chain (or may have spent its
 	// last token) and the config cannot start a new one; an operator must
 	// write a new refresh_token.
@@ -89,6 +92,7 @@ func (s *tokenState) withoutAccessToken() *tokenState {
 	return s.edited(func(st *tokenState) {
 		st.AccessToken, st.TokenType, st.Scopes, st.Grant = "", "", nil, ""
 		st.IssuedAt, st.ExpiresAt = time.Time{}, time.Time{}
+		st.Permissions, st.Repositories = nil, nil
 	})
 }
 

@@ -44,12 +44,16 @@ func TestMetricsScrapedByPrometheus(t *testing.T) {
 
 	prom := startPrometheus(t, promBin, v.Addr, map[string]string{"tokenbroker": allowed, "tokenbroker-denied": denied})
 
-	// m can mint: a mint, a refresh, a refused refresh (then a mint in the same read), a cached read.
+	// m can mint: a mint, a refresh, a refused refresh (then a mint in the same
+	// read), a cached read. Evicting the access token keeps the refresh token,
+	// so the read after an eviction refreshes.
 	v.WriteConfig("m", fake.ConfigArgs("echo360")...)
 	v.ReadCreds("m")
-	v.ReadCreds("m", "min_ttl=2h") // the cached token has 1 h: renew, by the refresh grant
+	v.Must("delete", mountPath+"/creds/m")
+	v.ReadCreds("m")
 	fake.RefuseRefreshes(1, fakeprovider.RefuseInvalidGrant)
-	v.ReadCreds("m", "min_ttl=2h")
+	v.Must("delete", mountPath+"/creds/m")
+	v.ReadCreds("m")
 	last := v.ReadCreds("m")
 	// s holds a seed only: once its refresh is refused, it needs an operator.
 	v.WriteConfig("s", "provider=echo360", "ca_pem=@"+fake.CAFile, "token_url="+fake.URL()+"/oauth2/access_token",

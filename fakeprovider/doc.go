@@ -9,6 +9,14 @@
 //	                                         refresh at POST /auth/refresh
 //	endorsed     POST /api/v1/auth/tokens    Endorsed ("Access Tokens": POST https://endorsed.ai/api/v1/auth/tokens)
 //
+// plus a user's authorization for oauth2 (authcode.go, device.go): GET
+// /oauth2/authorize (Server.Authorize plays the approving user; with
+// SetDenyAuthorizations, the refusing one), grant_type=authorization_code at
+// /oauth2/token (single-use codes, same redirect_uri, PKCE S256 checked),
+// POST /oauth2/device_authorization and the device_code grant (ApproveDevice,
+// DenyDevice; slow_down when polled faster than the interval), and the
+// discovery document at /.well-known/openid-configuration;
+//
 // plus GET /api/whoami, a protected resource that answers 200 for a valid
 // "Authorization: Bearer <access token>" and 401 otherwise, so end-to-end tests
 // can prove a token is accepted.

@@ -85,6 +85,8 @@ type Server struct {
 
 	// user holds authorization codes and device authorizations (authcode.go, device.go).
 	user userFlows
+	// signed holds the keys and jti values of the signing dialects (jwt.go).
+	signed signedFlows
 
 	// Counters, zeroed by Reset.
 	calls       map[string]int
@@ -128,6 +130,7 @@ func New(opts Options) *Server {
 	mux.Handle(PathEndorsedToken, s.tokenEndpoint(Endorsed, s.handleEndorsed))
 	mux.HandleFunc(PathWhoami, s.handleWhoami)
 	s.registerUserFlows(mux)
+	s.registerSigned(mux)
 	s.mux = mux
 	return s
 }

@@ -69,18 +69,29 @@ func (c *Client) Exchange(ctx context.Context, e *Endpoint, grant Grant, refresh
 // carries; no error repeats them. A refresh token whose lifetime the provider
 // did not announce gets the dialect's documented one.
 func (c *Client) token(e *Endpoint, req *http.Request, secrets []string) (*Token, error) {
-	status, contentType, retry, body, err := c.roundTrip(req, secrets)
+	tok, err := answer(c, req, secrets, parseResponse)
 	if err != nil {
 		return nil, err
-	}
-	tok, err := parseResponse(status, contentType, body)
-	if err != nil {
-		return nil, cleaned(err, secrets, retry)
 	}
 	if tok.RefreshToken != "" && tok.RefreshExpiresIn == 0 {
 		tok.RefreshExpiresIn = e.row().refreshLifetime
 	}
 	return tok, nil
+}
+
+// answer sends req and reads the answer with parse; an error carries none of
+// secrets and notes the provider's Retry-After.
+func answer[T any](c *Client, req *http.Request, secrets []string, parse func(status int, contentType string, body []byte) (T, error)) (T, error) {
+	var zero T
+	status, contentType, retry, body, err := c.roundTrip(req, secrets)
+	if err != nil {
+		return zero, err
+	}
+	v, err := parse(status, contentType, body)
+	if err != nil {
+		return zero, cleaned(err, secrets, retry)
+	}
+	return v, nil
 }
 
 // roundTrip sends req and returns the answer's status, content type,

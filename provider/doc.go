@@ -4,7 +4,9 @@
 // A token request is assembled from parts, each in a file of its own:
 //
 //   - a grant, what is asked for (grant_*.go): client credentials (RFC 6749
-//     §4.4), refresh (RFC 6749 §6), api.video's API key and refresh;
+//     §4.4), refresh (RFC 6749 §6), api.video's API key and refresh, a user's
+//     authorization code with PKCE (RFC 6749 §4.1, RFC 7636) and device code
+//     (RFC 8628);
 //   - a client authentication (auth_*.go): HTTP Basic or body parameters
 //     (RFC 6749 §2.3.1), or none (a public client, RFC 6749 §2.1);
 //   - an encoding (encoding.go): form, JSON or query string;
@@ -12,5 +14,7 @@
 //     shapes providers really send, and one classification of every failure
 //     (error.go).
 //
-// A dialect (dialect.go) is one row of data choosing these parts.
+// A dialect (dialect.go) is one row of data choosing these parts; a preset's
+// row also carries the provider's documented endpoints. discovery.go reads an
+// issuer's metadata (OpenID Connect Discovery, RFC 8414).
 package provider

@@ -70,15 +70,7 @@ func (c *Client) StartDevice(ctx context.Context, e *Endpoint) (*DeviceAuthoriza
 	if err != nil {
 		return nil, &Error{Class: Refused, Description: redact(err.Error(), secrets)}
 	}
-	status, contentType, retry, body, err := c.roundTrip(req, secrets)
-	if err != nil {
-		return nil, err
-	}
-	da, err := parseDevice(status, contentType, body)
-	if err != nil {
-		return nil, cleaned(err, secrets, retry)
-	}
-	return da, nil
+	return answer(c, req, secrets, parseDevice)
 }
 
 // parseDevice reads §3.2's answer (JSON, or a form as GitHub sends by default),
