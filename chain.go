@@ -217,6 +217,9 @@ func (b *backend) exchange(ctx context.Context, name string, snap *snapshot, ep 
 	if !VaultAlive() {
 		return nil, fmt.Errorf("%s grant for %q not sent: the Vault that started this plugin is gone", grant, name)
 	}
+	if set, err := b.settings(ctx, b.storage); err == nil {
+		b.limits.configure(set.RateLimit, set.burst())
+	}
 	host := hostOf(ep.TokenURL)
 	if err := b.limits.wait(ctx, host, b.now()); err != nil {
 		return nil, fmt.Errorf("%s grant for %q: %w", grant, name, err)

@@ -14,6 +14,10 @@ func pathSettings(b *backend) []*framework.Path {
 		Fields: map[string]*framework.FieldSchema{
 			"metrics_max_names": {Type: framework.TypeInt, Default: defaultMetricsMaxNames,
 				Description: "With more configured names than this, metrics/ drops the name label and serves aggregate series only, so the number of series stays bounded. 0: always aggregate."},
+			"rate_limit": {Type: framework.TypeFloat, Default: 0,
+				Description: "Most provider calls a second to each token-URL host, shared by background refreshes and waiting reads. 0: no cap. A 429 or 503 with Retry-After also holds the host back for every name."},
+			"rate_limit_burst": {Type: framework.TypeInt, Default: 0,
+				Description: "Calls allowed at once above rate_limit. 0: the rate, rounded up."},
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation:   &framework.PathOperation{Callback: b.pathSettingsRead, Summary: "Read the mount-wide settings."},
@@ -27,7 +31,8 @@ func pathSettings(b *backend) []*framework.Path {
 const settingsHelp = `
 Settings that apply to every name of the mount. A write changes only the
 fields it names; a read returns every field, defaults included.
-metrics_max_names bounds the per-name series of metrics/.
+metrics_max_names bounds the per-name series of metrics/. rate_limit and
+rate_limit_burst cap provider calls to each token-URL host.
 `
 
 func (b *backend) pathSettingsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -58,15 +63,22 @@ func (b *backend) pathSettingsWrite(ctx context.Context, req *logical.Request, d
 
 // apply sets the fields present in d and checks the result.
 func (s *mountSettings) apply(d *framework.FieldData) error {
-	if v, ok, err := field[int](d, "metrics_max_names"); err != nil {
+	for key, dst := range map[string]*int{"metrics_max_names": &s.MetricsMaxNames, "rate_limit_burst": &s.RateLimitBurst} {
+		if v, ok, err := field[int](d, key); err != nil {
+			return err
+		} else if ok {
+			*dst = v
+		}
+	}
+	if v, ok, err := field[float64](d, "rate_limit"); err != nil {
 		return err
 	} else if ok {
-		s.MetricsMaxNames = v
+		s.RateLimit = v
 	}
 	return s.validate()
 }
 
 // data is the settings as a response shows them.
 func (s *mountSettings) data() map[string]any {
-	return map[string]any{"metrics_max_names": s.MetricsMaxNames}
+	return map[string]any{"metrics_max_names": s.MetricsMaxNames, "rate_limit": s.RateLimit, "rate_limit_burst": s.RateLimitBurst}
 }

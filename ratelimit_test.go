@@ -3,9 +3,12 @@ package tokenbroker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
 
@@ -64,5 +67,47 @@ func TestHostOf(t *testing.T) {
 		if got := hostOf(in); got != want {
 			t.Errorf("hostOf(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestRetryAfterHoldsTheHostBackForEveryName: a 429 with Retry-After for one
+// name keeps every name of that host from calling it until the time passes.
+func TestRetryAfterHoldsTheHostBackForEveryName(t *testing.T) {
+	e := newEnv(t)
+	e.config("a", fakeprovider.OAuth2, nil)
+	e.config("b", fakeprovider.OAuth2, nil)
+	e.fake.Fail(1, fakeprovider.Fail429) // Retry-After: 2
+	_, err := e.creds("a", nil)
+	expectErr(t, "read answered 429", err, "HTTP 429")
+	calls := e.fake.TotalCalls()
+	_, err = e.creds("b", nil)
+	expectErr(t, "another name of the same host during Retry-After", err, "Retry-After")
+	expect(t, "calls during Retry-After", e.fake.TotalCalls()-calls, 0)
+	e.clock.Add(3 * time.Second)
+	expect(t, "token after Retry-After", e.fake.Valid(e.token("b")), true)
+}
+
+// TestRateLimitSetting: rate_limit and rate_limit_burst are settings; the
+// provider calls of every name share the host's budget.
+func TestRateLimitSetting(t *testing.T) {
+	e := newEnv(t)
+	e.mustDo(logical.UpdateOperation, "settings", map[string]any{"rate_limit": 5, "rate_limit_burst": 2})
+	got := e.mustDo(logical.ReadOperation, "settings", nil).Data
+	expectField(t, got, "rate_limit", 5.0)
+	expectField(t, got, "rate_limit_burst", 2)
+	for _, bad := range []map[string]any{{"rate_limit": -1}, {"rate_limit": maxRateLimit + 1}, {"rate_limit_burst": -3}} {
+		_, err := e.do(logical.UpdateOperation, "settings", bad)
+		expectErr(t, fmt.Sprint(bad), err, "must be between")
+	}
+	for i := range 4 {
+		e.config(fmt.Sprintf("n%d", i), fakeprovider.OAuth2, nil)
+	}
+	start := time.Now()
+	for i := range 4 {
+		e.token(fmt.Sprintf("n%d", i))
+	}
+	// A burst of 2, then 5 a second: the 3rd and 4th calls wait ~200 ms each.
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("4 mints at 5/s with a burst of 2 took %s, want at least 300ms", took)
 	}
 }

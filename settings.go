@@ -3,6 +3,7 @@ package tokenbroker
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/hashicorp/vault/sdk/logical"
 )
@@ -15,6 +16,7 @@ const settingsKey = "settings"
 const (
 	defaultMetricsMaxNames = 2000
 	maxMetricsMaxNames     = 1_000_000
+	maxRateLimit           = 100_000 // requests a second to one host
 )
 
 // mountSettings are the mount-wide settings. Each field starts at its default
@@ -25,6 +27,19 @@ type mountSettings struct {
 	// MetricsMaxNames: with more configured names than this, the metrics drop
 	// the name label and serve aggregate series only (0: always aggregate).
 	MetricsMaxNames int `json:"metrics_max_names"`
+	// RateLimit caps provider calls to each token-URL host, in requests a
+	// second (0: no cap), with bursts of up to RateLimitBurst (0: the rate,
+	// rounded up). The background and waiting reads share the budget.
+	RateLimit      float64 `json:"rate_limit,omitempty"`
+	RateLimitBurst int     `json:"rate_limit_burst,omitempty"`
+}
+
+// burst is the rate limiter's burst in force.
+func (s *mountSettings) burst() int {
+	if s.RateLimitBurst > 0 {
+		return s.RateLimitBurst
+	}
+	return max(1, int(math.Ceil(s.RateLimit)))
 }
 
 func defaultSettings() *mountSettings {
@@ -34,6 +49,12 @@ func defaultSettings() *mountSettings {
 func (s *mountSettings) validate() error {
 	if s.MetricsMaxNames < 0 || s.MetricsMaxNames > maxMetricsMaxNames {
 		return fmt.Errorf("metrics_max_names must be between 0 and %d", maxMetricsMaxNames)
+	}
+	if s.RateLimit < 0 || s.RateLimit > maxRateLimit || math.IsNaN(s.RateLimit) {
+		return fmt.Errorf("rate_limit must be between 0 (no cap) and %d requests a second", maxRateLimit)
+	}
+	if s.RateLimitBurst < 0 || s.RateLimitBurst > maxRateLimit {
+		return fmt.Errorf("rate_limit_burst must be between 0 (the rate) and %d", maxRateLimit)
 	}
 	return nil
 }
