@@ -135,79 +135,6 @@ func (c *providerConfig) applySigning(d *framework.FieldData, name string, now t
 	return c.applyKey(d, name, now)
 }
 
-// applyKey makes or changes the current signing key from private_key,
-// generate_key or service_account_json, certificate and key_id.
-func (c *providerConfig) applyKey(d *framework.FieldData, name string, now time.Time) error {
-	str := func(key string) (string, bool) {
-		v, ok := d.Raw[key]
-		s, _ := v.(string)
-		return strings.TrimSpace(s), ok
-	}
-	privatePEM, _ := str("private_key")
-	kind, _ := str("generate_key")
-	kid, kidSent := str("key_id")
-	certPEM, certSent := str("certificate")
-	if saJSON, _ := str("service_account_json"); saJSON != "" {
-		if privatePEM != "" || kind != "" {
-			return fmt.Errorf("service_account_json holds its own private key: give it without private_key or generate_key")
-		}
-		sa, err := provider.ParseServiceAccount([]byte(saJSON))
-		if err != nil {
-			return fmt.Errorf("service_account_json: %w", err)
-		}
-		privatePEM, c.AssertionIssuer = sa.PrivateKey, sa.ClientEmail
-		if !kidSent {
-			kid, kidSent = sa.PrivateKeyID, true
-		}
-		if _, sent := d.Raw["token_url"]; !sent {
-			c.TokenURL = sa.TokenURI
-		}
-	}
-	current := c.keys.signer()
-	if kind != "" && privatePEM == "" && current != nil && current.stored.Generated == kind {
-		kind = "" // the same generate_key again keeps the key (a re-applied Terraform config)
-	}
-	if privatePEM == "" && kind == "" {
-		if !kidSent && !certSent {
-			return nil
-		}
-		if current == nil {
-			return fmt.Errorf("certificate and key_id belong to a signing key: give private_key or generate_key too")
-		}
-		privatePEM = current.stored.PrivateKey
-		if !kidSent {
-			kid = current.stored.KeyID
-		}
-		if !certSent {
-			certPEM = current.stored.Certificate
-		}
-	}
-	k, err := c.makeKey(privatePEM, kind, kid, certPEM, name, now)
-	if err != nil {
-		return err
-	}
-	if current != nil && privatePEM == current.stored.PrivateKey {
-		k.stored.CreatedAt, k.stored.Generated = current.stored.CreatedAt, current.stored.Generated
-	}
-	c.keys = c.keys.withCurrent(k)
-	return nil
-}
-
-// makeKey makes a signing key for c; a generated key gets a self-signed
-// certificate where the provider identifies keys by certificate.
-func (c *providerConfig) makeKey(privatePEM, kind, kid, certPEM, name string, now time.Time) (*signingKey, error) {
-	k, err := newKey(privatePEM, kind, kid, certPEM, now)
-	if err != nil || kind == "" || certPEM != "" || !c.endpoint().KeyNeedsCertificate() {
-		return k, err
-	}
-	cert, err := selfSignedCertificate(k.signer, name, now)
-	if err != nil {
-		return nil, err
-	}
-	k.stored.Certificate = cert
-	return k.stored.parse()
-}
-
 // fillSigning puts the signing part of c into ep, signing with k (the
 // current key when nil).
 func (sc *signingConfig) fillSigning(ep *provider.Endpoint, k *signingKey) {
@@ -277,30 +204,33 @@ func (c *providerConfig) validateSigning() error {
 	return nil
 }
 
-// signingReadFields are what a config read shows of the signing part: the
-// values in force, and of the key only its public facts.
+// signingReadFields are what a config read shows of the signing part: grant
+// and private_key_set always; the assertion values in force and the key's
+// public facts when a key is held; a GitHub App's fields for github_app.
 func (c *providerConfig) signingReadFields() map[string]any {
 	ep := c.endpoint()
-	data := map[string]any{
-		"grant": string(ep.BaseGrant()), "signing_alg": ep.SigningAlgorithm(),
-		"assertion_issuer": ep.AssertionIssuer(), "assertion_subject": c.AssertionSubject, "assertion_audience": ep.AssertionAudience(),
-		"assertion_ttl": int64(ep.AssertionTTL().Seconds()), "assertion_claims": nonNilAnyMap(c.AssertionClaims),
-		"app_id": c.AppID, "installation_id": c.InstallationID, "installation_owner": c.InstallationOwner, "api_url": c.APIURL,
-		"repositories": nonNil(c.Repositories), "repository_ids": c.RepositoryIDs, "permissions": nonNilMap(c.Permissions),
-		"private_key_set": false, "key_id": "", "key_type": "", "key_generated": false, "certificate_set": false, "next_key_id": "",
-	}
-	if ep.Installation != nil && c.APIURL == "" {
-		data["api_url"] = provider.GitHubAPI
-	}
-	if c.RepositoryIDs == nil {
-		data["repository_ids"] = []int64{}
-	}
+	data := map[string]any{"grant": string(ep.BaseGrant()), "private_key_set": false}
 	if k := c.keys.signer(); k != nil {
 		data["private_key_set"], data["key_id"], data["key_type"] = true, k.kid, keyType(k.signer.Public())
-		data["key_generated"], data["certificate_set"] = k.stored.Generated != "", k.cert != nil
+		data["key_generated"], data["certificate_set"], data["next_key_id"] = k.stored.Generated != "", k.cert != nil, ""
+		if next := c.keys.pending(); next != nil {
+			data["next_key_id"] = next.kid
+		}
+		data["signing_alg"], data["assertion_ttl"] = ep.SigningAlgorithm(), int64(ep.AssertionTTL().Seconds())
+		data["assertion_issuer"], data["assertion_subject"] = ep.AssertionIssuer(), ep.AssertionSubject()
+		data["assertion_audience"], data["assertion_claims"] = ep.AssertionAudience(), nonNilAnyMap(c.AssertionClaims)
 	}
-	if k := c.keys.pending(); k != nil {
-		data["next_key_id"] = k.kid
+	if ep.Installation != nil {
+		ids := c.RepositoryIDs
+		if ids == nil {
+			ids = []int64{}
+		}
+		data["app_id"], data["installation_id"], data["installation_owner"] = c.AppID, c.InstallationID, c.InstallationOwner
+		data["api_url"], data["repositories"], data["repository_ids"] = c.APIURL, nonNil(c.Repositories), ids
+		data["permissions"] = nonNilMap(c.Permissions)
+		if c.APIURL == "" {
+			data["api_url"] = provider.GitHubAPI
+		}
 	}
 	if c.TokenURL == "" {
 		data["token_url"] = ep.EffectiveTokenURL()

@@ -112,6 +112,9 @@ func (st *storedKey) parse() (*signingKey, error) {
 	return k, nil
 }
 
+// pemForms names the PEM private key blocks by their format.
+var pemForms = map[string]string{"RSA PRIVATE KEY": "PKCS#1", "EC PRIVATE KEY": "SEC1", "PRIVATE KEY": "PKCS#8"}
+
 // parsePrivateKey reads the first private key in PEM text. Its errors name
 // the problem, never the key.
 func parsePrivateKey(text string) (crypto.Signer, error) {
@@ -137,7 +140,7 @@ func parsePrivateKey(text string) (crypto.Signer, error) {
 			continue // EC PARAMETERS, a certificate, …
 		}
 		if err != nil {
-			return nil, fmt.Errorf("private_key: the %s block does not parse", block.Type)
+			return nil, fmt.Errorf("private_key: the %s key does not parse", pemForms[block.Type])
 		}
 		return checkKey(key)
 	}

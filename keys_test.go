@@ -35,7 +35,9 @@ func pkcs8PEM(k crypto.Signer) string {
 	return pemOf("PRIVATE KEY", der)
 }
 
-func pkcs1PEM(k *rsa.PrivateKey) string { return pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(k)) }
+func pkcs1PEM(k *rsa.PrivateKey) string {
+	return pemOf("RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(k))
+}
 
 func sec1PEM(k *ecdsa.PrivateKey) string {
 	der, _ := x509.MarshalECPrivateKey(k)

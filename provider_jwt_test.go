@@ -101,7 +101,9 @@ func TestGitHubInstallationFoundOnceAndRevoked(t *testing.T) {
 	e.configSigned("gh", "github_app", map[string]any{"api_url": e.fake.URL() + fakeprovider.PathGitHubAPI, "app_id": "77",
 		"installation_owner": "octo", "private_key": pkcs1PEM(testRSA)})
 	first := e.token("gh")
-	expectField(t, e.mustDo(logical.ReadOperation, "config/gh", nil).Data, "installation_id", "9")
+	cfg := e.mustDo(logical.ReadOperation, "config/gh", nil).Data
+	expectField(t, cfg, "installation_id", "9")
+	expectField(t, cfg, "timeout", int64(120)) // github_app's own default: big answers
 	lookups := e.fake.Calls(fakeprovider.PathGitHubAPI+"/orgs/octo/installation") + e.fake.Calls(fakeprovider.PathGitHubAPI+"/users/octo/installation")
 	expect(t, "installation lookups (the organization's 404, then the user's)", lookups, 2)
 

@@ -59,6 +59,11 @@ func Endpoints() []Endpoint {
 		{APIVideo, "POST", PathAPIVideoRefresh, `api.video {"refreshToken": ...}`},
 		{Endorsed, "POST", PathEndorsedToken, "Endorsed client_credentials (JSON or form body)"},
 		{"", "GET", PathWhoami, "protected resource: 200 for a valid Bearer access token, else 401"},
+		{GitHubApp, "POST", PathGitHubAPI + "/app/installations/{id}/access_tokens", "GitHub App installation token (app JWT; /orgs|/users/{owner}/installation, DELETE /installation/token)"},
+		{GoogleServiceAccount, "POST", PathGoogleToken, "Google service account JWT bearer grant"},
+		{SalesforceJWT, "POST", PathSalesforceToken, "Salesforce JWT bearer flow"},
+		{MicrosoftCertificate, "POST", PathMicrosoftToken, "Microsoft client credentials with a certificate's private_key_jwt"},
+		{OktaServiceApp, "POST", PathOktaToken, "Okta service app client credentials with private_key_jwt"},
 	}
 }
 

@@ -17,6 +17,15 @@
 // DenyDevice; slow_down when polled faster than the interval), and the
 // discovery document at /.well-known/openid-configuration;
 //
+// plus the dialects that take signed JWTs (jwt.go), each verifying every
+// signature with go-jose against public keys registered with
+// AddAssertionKey or AddAssertionCertificate and refusing what the real
+// service refuses (wrong aud, exp too far, iat in the future, a reused jti,
+// no x5t#S256 for Microsoft): a GitHub App's installation tokens under
+// PathGitHubAPI (github.go), Google's service account grant (google.go),
+// Salesforce's JWT bearer flow (salesforce.go), Microsoft's certificate
+// credentials (microsoft.go) and Okta's service apps (okta.go);
+//
 // plus GET /api/whoami, a protected resource that answers 200 for a valid
 // "Authorization: Bearer <access token>" and 401 otherwise, so end-to-end tests
 // can prove a token is accepted.

@@ -178,10 +178,10 @@ func (e *Endpoint) AssertionAudience() string {
 	return e.EffectiveTokenURL()
 }
 
-// grantSubject is the grant assertion's sub: the configured one, else the
+// AssertionSubject is the grant assertion's sub: the configured one, else the
 // client id, unless the dialect sends sub only when configured or needs one
 // configured (Salesforce's user).
-func (e *Endpoint) grantSubject() string {
+func (e *Endpoint) AssertionSubject() string {
 	if r := e.row().assertion; e.Assertion.Subject != "" || r.noSubject || r.subject {
 		return e.Assertion.Subject
 	}
@@ -236,7 +236,7 @@ func (e *Endpoint) assertion(client bool) (string, error) {
 		claims["iss"], claims["sub"] = e.ClientID, e.ClientID
 	default:
 		claims["iss"] = e.AssertionIssuer()
-		if sub := e.grantSubject(); sub != "" {
+		if sub := e.AssertionSubject(); sub != "" {
 			claims["sub"] = sub
 		}
 		if rules.scopeClaim && len(e.Scopes) > 0 {

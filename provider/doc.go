@@ -6,9 +6,13 @@
 //   - a grant, what is asked for (grant_*.go): client credentials (RFC 6749
 //     §4.4), refresh (RFC 6749 §6), api.video's API key and refresh, a user's
 //     authorization code with PKCE (RFC 6749 §4.1, RFC 7636) and device code
-//     (RFC 8628);
+//     (RFC 8628), the JWT-bearer grant (RFC 7523 §2.1) and a GitHub App's
+//     installation token;
 //   - a client authentication (auth_*.go): HTTP Basic or body parameters
-//     (RFC 6749 §2.3.1), or none (a public client, RFC 6749 §2.1);
+//     (RFC 6749 §2.3.1), none (a public client, RFC 6749 §2.1), or
+//     private_key_jwt (RFC 7523 §2.2);
+//   - signed assertions (assertion.go): what each dialect's JWTs claim, signed
+//     by go-jose with a crypto.Signer the caller holds;
 //   - an encoding (encoding.go): form, JSON or query string;
 //   - a response reading (response.go): RFC 6749 §5.1 fields, tolerant of the
 //     shapes providers really send, and one classification of every failure

@@ -28,7 +28,7 @@ var jwtBearer = grant{
 			return NeedsSigningKey
 		case e.AssertionIssuer() == "":
 			return NeedsAssertionIssuer
-		case e.row().assertion.subject && e.grantSubject() == "":
+		case e.row().assertion.subject && e.AssertionSubject() == "":
 			return NeedsAssertionSubject
 		}
 		return ""
