@@ -190,7 +190,7 @@ func (b *backend) refreshScheduled(name string) {
 		}
 		return
 	}
-	if snap.refreshWanted(b.now(), passDelay(name, snap.state.refreshWindow(snap.cfg.RefreshAhead))) {
+	if snap.refreshWanted(b.now(), passDelay(name, snap.state.refreshWindow(snap.settings.refreshAhead))) {
 		_, err := b.obtain(b.ctx, name, background)
 		b.metrics.backgroundRefresh(err)
 		if err != nil {

@@ -42,12 +42,9 @@ func (b *backend) beginDevice(ctx context.Context, s logical.Storage, name, who 
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	snap, err := b.snapshot(ctx, s, name)
+	snap, err := b.configured(ctx, s, name)
 	if err != nil {
 		return nil, err
-	}
-	if snap == nil {
-		return nil, errNoConfig(name)
 	}
 	if snap.cfg.DeviceURL == "" || snap.cfg.ClientID == "" {
 		return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
@@ -140,9 +137,9 @@ func (b *backend) pollOnce(name, code string) (slowDown bool) {
 		end("the device authorization expired before the user approved it")
 		return false
 	}
-	snap, err := b.snapshot(ctx, b.storage, name)
-	if err != nil || snap == nil {
-		end("the config was deleted")
+	snap, err := b.configured(ctx, b.storage, name)
+	if err != nil {
+		end("the config could not be loaded: " + err.Error())
 		return false
 	}
 	ep := snap.cfg.endpoint()

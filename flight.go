@@ -19,7 +19,7 @@ type want struct {
 func (w want) satisfiedBy(s *snapshot, now time.Time) bool {
 	need := w.minTTL
 	if s.state != nil {
-		window := s.state.ExpiresAt.Sub(s.state.refreshAt(s.cfg.RefreshAhead))
+		window := s.state.ExpiresAt.Sub(s.state.refreshAt(s.settings.refreshAhead))
 		// No token lives longer than the provider makes it: a min_ttl beyond
 		// what a fresh token has left is met by one still outside its refresh
 		// window, so such reads cannot make every read call the provider.
@@ -104,6 +104,9 @@ func (b *backend) lockAndObtain(name string, w want) (*snapshot, error) {
 			name, until.UTC().Format(time.RFC3339), snap.lastErr)
 	}
 
+	if snap, err = b.withConfig(ctx, b.storage, name, snap); err != nil {
+		return nil, err
+	}
 	snap, tok, err := b.renew(ctx, name, snap)
 	if err != nil {
 		snap = snap.with(func(n *snapshot) { n.health = n.health.failed(err, now) })

@@ -277,7 +277,7 @@ func viewOf(c *nameCounters, snap *snapshot) nameView {
 	if st == nil {
 		st = &tokenState{}
 	}
-	if st.NeedsRefreshToken || (st.RefreshToken == "" && !snap.cfg.endpoint().CanMint()) {
+	if st.NeedsRefreshToken || (st.RefreshToken == "" && !snap.settings.canMint) {
 		v.needsReauth = 1
 	}
 	if snap.failing > 0 {

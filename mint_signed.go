@@ -89,11 +89,12 @@ func (c *providerConfig) withKeys(ring *keyRing) *providerConfig {
 	return &next
 }
 
-// replaceKeys publishes name's loaded snapshot with ring, if one is loaded.
-// Callers hold the name's lock.
-func (b *backend) replaceKeys(name string, ring *keyRing) {
+// replaceKeys republishes name's loaded snapshot, if one is loaded, with
+// what cfg holding ring says (published snapshots hold no key: the next
+// renewal loads them). Callers hold the name's lock.
+func (b *backend) replaceKeys(name string, cfg *providerConfig, ring *keyRing) {
 	if snap := b.loaded(name); snap != nil {
-		b.publish(name, snap.with(func(n *snapshot) { n.cfg = n.cfg.withKeys(ring) }))
+		b.publish(name, snap.with(func(n *snapshot) { n.cfg = cfg.withKeys(ring) }))
 	}
 }
 

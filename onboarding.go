@@ -104,16 +104,16 @@ func (c *providerConfig) validateAuthorization() error {
 // grant: the config holds its credentials and no user connected the chain
 // (a user's chain is never silently replaced by the client's own token).
 func (s *snapshot) canMint() bool {
-	return s.cfg.endpoint().CanMint() && (s.state == nil || s.state.Connected == nil)
+	return s.settings.canMint && (s.state == nil || s.state.Connected == nil)
 }
 
 // errNotConnected says why a name without a chain cannot serve.
 func errNotConnected(name string, snap *snapshot) error {
-	if snap.cfg.authorizable() {
+	if snap.settings.authorizable {
 		return logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
 			"%q is not connected: run vault write tokenbroker/authorize/%s (or device/%s) and approve as the user", name, name, name))
 	}
-	return fmt.Errorf("config %q holds no refresh token and no credentials for the %s grant", name, snap.cfg.endpoint().BaseGrant())
+	return fmt.Errorf("config %q holds no refresh token and no credentials for the %s grant", name, snap.settings.baseGrant)
 }
 
 // newAuthState returns a state for name: 256 random bits, then the name, so
@@ -141,12 +141,9 @@ func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, nam
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	snap, err := b.snapshot(ctx, s, name)
+	snap, err := b.configured(ctx, s, name)
 	if err != nil {
 		return "", "", time.Time{}, err
-	}
-	if snap == nil {
-		return "", "", time.Time{}, errNoConfig(name)
 	}
 	if snap.cfg.AuthURL == "" || snap.cfg.ClientID == "" {
 		return "", "", time.Time{}, logical.CodedError(http.StatusBadRequest,
@@ -207,12 +204,9 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 	case a.code == "":
 		return refuse(fmt.Sprintf("the provider sent no code for %s", name))
 	}
-	snap, err := b.snapshot(ctx, s, name)
+	snap, err := b.configured(ctx, s, name)
 	if err != nil {
 		return err
-	}
-	if snap == nil {
-		return errNoConfig(name)
 	}
 	ep := snap.cfg.endpoint()
 	ep.RedirectURI = p.RedirectURI

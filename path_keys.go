@@ -187,7 +187,7 @@ func (b *backend) changeKeys(ctx context.Context, req *logical.Request, d *frame
 	if err := writeKeyRing(ctx, req.Storage, name, ring); err != nil {
 		return nil, err
 	}
-	b.replaceKeys(name, ring)
+	b.replaceKeys(name, cfg, ring)
 	return b.pathKeyRead(ctx, req, d)
 }
 

@@ -70,7 +70,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		st = &tokenState{}
 	}
 	data := map[string]any{
-		"provider":                 string(snap.cfg.Provider),
+		"provider":                 string(snap.settings.provider),
 		"token_cached":             st.usableFor(now, 0),
 		"refresh_token_held":       st.RefreshToken != "",
 		"needs_refresh_token":      st.NeedsRefreshToken,

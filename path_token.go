@@ -158,7 +158,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 // token is due instead of on its default schedule.
 func credsResponse(snap *snapshot, now time.Time) *logical.Response {
 	st, v := snap.state, snap.view
-	ttl := int64(st.refreshAt(snap.cfg.RefreshAhead).Sub(now).Seconds())
+	ttl := int64(st.refreshAt(snap.settings.refreshAhead).Sub(now).Seconds())
 	data := map[string]any{
 		"access_token":       v.accessToken,
 		"token_type":         v.tokenType,
@@ -191,6 +191,9 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 	if err != nil || snap == nil || snap.state == nil {
 		return nil, err
 	}
+	if snap, err = b.withConfig(ctx, req.Storage, name, snap); err != nil {
+		return nil, err
+	}
 	evicted := snap.state
 	snap = snap.withState(snap.state.withoutAccessToken())
 	if err := writeState(ctx, req.Storage, name, snap.state); err != nil {
@@ -215,12 +218,9 @@ func (b *backend) pathCredsReset(ctx context.Context, req *logical.Request, d *f
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	snap, err := b.snapshot(ctx, req.Storage, name)
+	snap, err := b.configured(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
-	}
-	if snap == nil {
-		return nil, errNoConfig(name)
 	}
 	var state *tokenState
 	if seed = strings.TrimSpace(seed); seed != "" {

@@ -7,12 +7,20 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
 
-// snapshot is one name's loaded view: its config, token state and health,
-// fixed at one moment. Changes publish a new snapshot; one is never edited in
-// place, so the read path reads it without a lock.
+// snapshot is one name's loaded view: what reads need of its config, its
+// token state and health, fixed at one moment. Changes publish a new
+// snapshot; one is never edited in place, so the read path reads it without a
+// lock. A published snapshot holds no secret of the config and no key: the
+// full config (cfg) is loaded from storage only to renew or connect a chain
+// (configured), which keeps 100 000 chains within a small memory budget.
 type snapshot struct {
+	settings chainSettings
+	// cfg is the full config while this snapshot is being worked on under
+	// the name's lock; nil in published snapshots.
 	cfg    *providerConfig
 	client *http.Client
 	state  *tokenState // nil: no token state stored
@@ -59,13 +67,39 @@ func newCredsView(st *tokenState) credsView {
 	return v
 }
 
+// chainSettings is what the read path, the scheduler, status and metrics
+// need of a config: a few words, not the config.
+type chainSettings struct {
+	refreshAhead time.Duration
+	provider     provider.Dialect
+	baseGrant    provider.Grant
+	canMint      bool // the config holds what its base grant needs
+	authorizable bool // a user can connect the chain in a browser or by device code
+}
+
+func settingsOf(cfg *providerConfig) chainSettings {
+	ep := cfg.endpoint()
+	return chainSettings{refreshAhead: cfg.RefreshAhead, provider: cfg.Provider, baseGrant: ep.BaseGrant(),
+		canMint: ep.CanMint(), authorizable: cfg.authorizable()}
+}
+
 func newSnapshot(cfg *providerConfig, client *http.Client, state *tokenState) *snapshot {
-	s := &snapshot{cfg: cfg, client: client, state: state}
+	s := &snapshot{settings: settingsOf(cfg), cfg: cfg, client: client, state: state}
 	s.derive()
 	return s
 }
 
-// derive computes what follows from cfg and state, once per snapshot.
+// published is s as readers see it: without the full config.
+func (s *snapshot) published() *snapshot {
+	if s.cfg == nil {
+		return s
+	}
+	p := *s
+	p.cfg = nil
+	return &p
+}
+
+// derive computes what follows from the settings and state, once per snapshot.
 func (s *snapshot) derive() {
 	s.view = newCredsView(s.state)
 	s.reauthorizeBy = time.Time{}
@@ -78,7 +112,10 @@ func (s *snapshot) derive() {
 func (s *snapshot) with(change func(*snapshot)) *snapshot {
 	next := *s
 	change(&next)
-	if next.state != s.state || next.cfg != s.cfg {
+	if next.cfg != s.cfg && next.cfg != nil {
+		next.settings = settingsOf(next.cfg)
+	}
+	if next.state != s.state || next.settings != s.settings {
 		next.derive()
 	}
 	return &next
@@ -103,7 +140,7 @@ func (s *snapshot) refreshDueAt(delay time.Duration) time.Time {
 	if s.state == nil || s.state.NeedsRefreshToken || s.state.AccessToken == "" {
 		return time.Time{}
 	}
-	due := s.state.refreshAt(s.cfg.RefreshAhead).Add(delay)
+	due := s.state.refreshAt(s.settings.refreshAhead).Add(delay)
 	for _, until := range []time.Time{s.backoffUntil, s.notBefore} {
 		if until.After(due) {
 			due = until
@@ -132,7 +169,7 @@ func (s *snapshot) backgroundDue(name string) time.Time {
 	if s.state == nil {
 		return time.Time{}
 	}
-	return s.refreshDueAt(passDelay(name, s.state.refreshWindow(s.cfg.RefreshAhead)))
+	return s.refreshDueAt(passDelay(name, s.state.refreshWindow(s.settings.refreshAhead)))
 }
 
 // snapshot returns name's snapshot, loading it from storage on first use.
@@ -154,7 +191,7 @@ func (b *backend) snapshot(ctx context.Context, s logical.Storage, name string) 
 	if err != nil {
 		return nil, fmt.Errorf("config %q: %w", name, err)
 	}
-	loaded := newSnapshot(cfg, client, state)
+	loaded := newSnapshot(cfg, client, state).published()
 	loaded.counters = b.metrics.forName(name)
 	v, stored := b.snapshots.LoadOrStore(name, loaded)
 	if b.invalidations.Load() != epoch {
@@ -164,6 +201,36 @@ func (b *backend) snapshot(ctx context.Context, s logical.Storage, name string) 
 		b.sched.set(name, loaded.backgroundDue(name))
 	}
 	return v.(*snapshot), nil
+}
+
+// configured returns name's snapshot holding its full config, loaded from
+// storage: for work that renews or connects a chain. It fails with a 404
+// when the name has no config.
+func (b *backend) configured(ctx context.Context, s logical.Storage, name string) (*snapshot, error) {
+	snap, err := b.snapshot(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	if snap == nil {
+		return nil, errNoConfig(name)
+	}
+	return b.withConfig(ctx, s, name, snap)
+}
+
+// withConfig returns snap holding name's full config, loaded from storage
+// unless it already does.
+func (b *backend) withConfig(ctx context.Context, s logical.Storage, name string, snap *snapshot) (*snapshot, error) {
+	if snap.cfg != nil {
+		return snap, nil
+	}
+	cfg, err := loadConfig(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		return nil, errNoConfig(name)
+	}
+	return snap.with(func(n *snapshot) { n.cfg = cfg }), nil
 }
 
 // loaded returns name's snapshot if one is in memory, else nil.
@@ -177,7 +244,7 @@ func (b *backend) loaded(name string) *snapshot {
 // publish makes snap what readers of name see, and schedules its next
 // background refresh.
 func (b *backend) publish(name string, snap *snapshot) {
-	b.snapshots.Store(name, snap)
+	b.snapshots.Store(name, snap.published())
 	b.sched.set(name, snap.backgroundDue(name))
 }
 
