@@ -50,7 +50,7 @@ test-rules:
 test-unit:
 	go test -race -count=1 ./...
 	# The fault-injection trials again without -race, at full N (FAULT lines are the figures).
-	set -o pipefail; go test -count=1 -run Fault -v . | grep -E '^(=== RUN|--- |\s+fault_test.go.*FAULT|ok|FAIL|PASS)'
+	set -o pipefail; go test -count=1 -run Fault -v . | grep -E '^(=== RUN|--- |\s+\S*fault_test.go.*FAULT|ok|FAIL|PASS)'
 
 test-e2e: build vault fakeprovider
 	go test -tags e2e -count=1 -parallel 4 -timeout 30m ./e2e/...
