@@ -66,11 +66,13 @@ func TestFaultDroppedAfterConsume(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		dialect fakeprovider.Dialect
-		seeded  bool // seed refresh token only: cannot heal, must never resend
+		seeded  bool          // seed refresh token only: cannot heal, must never resend
+		grace   time.Duration // the provider's and the config's refresh reuse grace
 	}{
-		{"echo360", fakeprovider.Echo360, false},
-		{"apivideo", fakeprovider.APIVideo, false},
-		{"apivideo-seed-only", fakeprovider.APIVideo, true},
+		{"echo360", fakeprovider.Echo360, false, 0},
+		{"apivideo", fakeprovider.APIVideo, false, 0},
+		{"apivideo-seed-only", fakeprovider.APIVideo, true, 0},
+		{"apivideo-seed-only-30m-grace", fakeprovider.APIVideo, true, 30 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := trialRand(t)
@@ -79,6 +81,8 @@ func TestFaultDroppedAfterConsume(t *testing.T) {
 			if tc.seeded {
 				extra = map[string]any{"api_key": nil, "refresh_token": e.fake.SeedRefreshToken(tc.dialect, testAPIKey)}
 			}
+			e.fake.SetRefreshReuseGrace(tc.grace)
+			extra["refresh_reuse_grace"] = int(tc.grace.Seconds())
 			e.config("x", tc.dialect, extra)
 			lost, reseeds := 0, 0
 			for trial := range n {
@@ -102,6 +106,9 @@ func TestFaultDroppedAfterConsume(t *testing.T) {
 				tc.name, n, e.fake.RefreshReuses(), lost, reseeds)
 			expect(t, "refresh token reuses", e.fake.RefreshReuses(), 0)
 			expect(t, "chains lost where healing was possible", lost, 0)
+			if tc.grace > 0 {
+				expect(t, "new seeds needed inside the reuse grace", reseeds, 0)
+			}
 		})
 	}
 }
