@@ -1,6 +1,6 @@
 # tokenbroker: the two commands a newcomer needs are `make dev` and `make test`.
 SHELL := /bin/bash
-VERSION ?= 0.1.0
+VERSION ?= 0.2.0
 PLUGIN := vault-plugin-secrets-tokenbroker
 BIN := bin
 LDFLAGS := -X github.com/tokenbroker/vault-plugin-secrets-tokenbroker.Version=v$(VERSION)

@@ -21,7 +21,7 @@ import (
 )
 
 // Version is the plugin's version, set at build time with -ldflags -X.
-var Version = "v0.1.0-dev"
+var Version = "v0.2.0-dev"
 
 // VaultAlive, set by the plugin's main, reports whether the Vault that
 // started this process still runs. An orphaned plugin never calls a provider.

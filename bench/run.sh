@@ -23,7 +23,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 root="$(tb_root)"
 cd "$root"
 plugin_name=vault-plugin-secrets-tokenbroker
-plugin_version="v${VERSION:-0.1.0}"
+plugin_version="v${VERSION:-0.2.0}"
 noop_name=tokenbroker-bench-noop
 noop_version=v0.0.0-bench # must match RunningVersion in bench/noop
 vault="$root/.cache/bin/vault"

@@ -31,7 +31,7 @@ import (
 
 const (
 	pluginName    = "vault-plugin-secrets-tokenbroker"
-	pluginVersion = "v0.1.0"
+	pluginVersion = "v0.2.0"
 	mountPath     = "tokenbroker"
 
 	cliTimeout     = 30 * time.Second // one `vault` CLI invocation

@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 root="$(tb_root)"
 plugin_name=vault-plugin-secrets-tokenbroker
-plugin_version="v${VERSION:-0.1.0}"
+plugin_version="v${VERSION:-0.2.0}"
 plugin_bin="$root/bin/$plugin_name"
 plugin_sha_file="$root/bin/$plugin_name.sha256"
 fake_bin="$root/bin/fakeprovider"
