@@ -5,12 +5,13 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
 )
 
 // stampedeOnce fires n concurrent reads of name, all released at once, and
@@ -92,37 +93,32 @@ func (d *driver) stampede() error {
 		"exactly 1", calls == 1)
 	d.add("3. stampede, 1 h token evicted: failed reads", failedText(failed, firstErr), "0", failed == 0)
 
-	// Then a 5 s token, left to expire. A periodic pass during the wait would
-	// refresh it first (then the stampede would not meet an expired token), so
-	// the attempt starts right after a pass and is retried if one interfered.
+	// Then a 5 s token, left to expire. The refresh scheduler would renew it
+	// before it expires, so the provider refuses with 500 meanwhile (the
+	// background backs off for 30 s or more); the stampede then meets an
+	// expired token and a provider that answers again.
 	f5, cleanup5, err := d.scenarioProvider("stampede5", 5*time.Second, latency, 5*time.Minute)
 	if err != nil {
 		return err
 	}
 	defer cleanup5()
-	for attempt := 1; attempt <= 3; attempt++ {
-		d.avoidTick(15 * time.Second)
-		raw, err := d.vault.must("GET", "tokenbroker/creds/stampede5", nil)
-		if err != nil {
-			return err
-		}
-		primed := f5.TotalCalls()
-		dd, _ := data(raw)
-		exp, _ := dd["expires_at_seconds"].(float64)
-		time.Sleep(time.Until(time.Unix(int64(exp)+1, 0).Add(200 * time.Millisecond))) // surely expired
-		if f5.TotalCalls() != primed {
-			logf("stampede5 attempt %d: a periodic pass refreshed the token during the wait; retrying", attempt)
-			continue
-		}
-		failed, tokens, lats, firstErr := d.stampedeOnce("stampede5", n)
-		calls := f5.TotalCalls() - primed
-		d.add("3. stampede, 5 s token expired: upstream calls for 1000 concurrent reads",
-			fmt.Sprintf("%d (%d distinct token(s) served; read p50 %s, max %s; attempt %d)", calls, len(tokens), ms(pct(lats, .5)), ms(pct(lats, 1)), attempt),
-			"exactly 1", calls == 1)
-		d.add("3. stampede, 5 s token expired: failed reads", failedText(failed, firstErr), "0", failed == 0)
-		return nil
+	raw, err := d.vault.must("GET", "tokenbroker/creds/stampede5", nil)
+	if err != nil {
+		return err
 	}
-	return errors.New("5 s stampede: a periodic pass refreshed the token in every attempt")
+	dd, _ := data(raw)
+	exp, _ := dd["expires_at_seconds"].(float64)
+	f5.Fail(1000, fakeprovider.Fail500)
+	time.Sleep(time.Until(time.Unix(int64(exp)+1, 0).Add(200 * time.Millisecond))) // surely expired
+	f5.ClearFailures()
+	primed := f5.TotalCalls()
+	failed, tokens, lats, firstErr = d.stampedeOnce("stampede5", n)
+	calls = f5.TotalCalls() - primed
+	d.add("3. stampede, 5 s token expired: upstream calls for 1000 concurrent reads",
+		fmt.Sprintf("%d (%d distinct token(s) served; read p50 %s, max %s)", calls, len(tokens), ms(pct(lats, .5)), ms(pct(lats, 1))),
+		"exactly 1", calls == 1)
+	d.add("3. stampede, 5 s token expired: failed reads", failedText(failed, firstErr), "0", failed == 0)
+	return nil
 }
 
 // failedText is the failed-reads value: the count and the first error.
