@@ -143,6 +143,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Secrets:        []*framework.Secret{},
 		Invalidate:     b.invalidate,
 		PeriodicFunc:   b.periodicRefresh,
+		InitializeFunc: b.initialize,
 		Clean:          func(context.Context) { b.cancel() },
 		RunningVersion: Version,
 	}

@@ -38,6 +38,17 @@ func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) err
 	return nil
 }
 
+// initialize runs when the mount starts (a mount, an unseal, a plugin
+// reload): the refresh loop starts at once on the node that can write
+// storage, so chains due meanwhile are not left for Vault's first periodic
+// call, up to a minute later, and then refreshed in one burst.
+func (b *backend) initialize(context.Context, *logical.InitializationRequest) error {
+	if b.WriteSafeReplicationState() {
+		b.loop.start(b)
+	}
+	return nil
+}
+
 // refreshLoop is the goroutine that runs scheduled refreshes.
 type refreshLoop struct {
 	mu     sync.Mutex

@@ -239,7 +239,8 @@ func (b *backend) exchange(ctx context.Context, name string, snap *snapshot, ep 
 		}
 		return nil, fmt.Errorf("%s grant for %q: %w", grant, name, err)
 	}
-	b.providerLog.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", latency)
+	// Debug, not Info: at 100 000 chains a line per refresh is gigabytes a day.
+	b.providerLog.Debug("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", latency)
 	return tok, nil
 }
 

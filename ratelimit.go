@@ -61,16 +61,23 @@ func (h *hostLimits) host(host string) *hostLimit {
 	return hl
 }
 
+// maxPauseWait: a caller waits out a Retry-After pause this short (a
+// provider's "Retry-After: 1"); a longer one refuses at once.
+const maxPauseWait = time.Second
+
 // wait blocks until a call to host may go out, within ctx. A host paused by
-// its Retry-After refuses at once, with a temporary error naming the time.
+// its Retry-After for longer than maxPauseWait refuses at once, with a
+// temporary error naming the time.
 func (h *hostLimits) wait(ctx context.Context, host string, now time.Time) error {
 	hl := h.host(host)
 	h.mu.Lock()
 	paused := hl.pausedUntil
 	h.mu.Unlock()
-	if now.Before(paused) {
+	if left := paused.Sub(now); left > maxPauseWait {
 		return &provider.Error{Class: provider.Temporary,
 			Description: "the provider asked every client to wait (Retry-After) until " + paused.UTC().Format(time.RFC3339) + "; not sent"}
+	} else if left > 0 {
+		sleep(ctx, left)
 	}
 	if err := hl.limiter.Wait(ctx); err != nil {
 		return &provider.Error{Class: provider.Temporary, Description: "rate_limit for " + host + ": " + err.Error()}

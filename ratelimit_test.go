@@ -111,3 +111,16 @@ func TestRateLimitSetting(t *testing.T) {
 		t.Fatalf("4 mints at 5/s with a burst of 2 took %s, want at least 300ms", took)
 	}
 }
+
+func TestShortRetryAfterIsWaitedOut(t *testing.T) {
+	h := newHostLimits()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	h.pause("a.example", now.Add(300*time.Millisecond))
+	start := time.Now()
+	if err := h.wait(context.Background(), "a.example", now); err != nil {
+		t.Fatalf("a 300ms pause: err = %v, want it waited out", err)
+	}
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Fatalf("a 300ms pause was waited out in %s, want about 300ms", took)
+	}
+}

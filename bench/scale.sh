@@ -6,8 +6,8 @@
 # section of bench/results.md (the rest of the file is kept).
 #
 # Arguments go to the driver; through make: SCALE_ARGS="...". The full run
-# (100 000 names, two 20 min steady runs) takes about 1.5 h on 2 cores; a
-# quick one, about 8 min:
+# (100 000 names, two 20 min steady runs) takes about an hour on 2 cores; a
+# quick one, about 7 min:
 #   make bench-scale SCALE_ARGS="-names 5000 -duration 2m -lifetime 1m"
 # Phases (-only): write (always), read, steady, capped, restart, list.
 # Environment: SCALE_TIMEOUT (4h), a backstop over the driver's own bounds.
@@ -19,6 +19,8 @@ root="$(tb_root)"
 cd "$root"
 plugin="$root/bin/vault-plugin-secrets-tokenbroker"
 vault="$root/.cache/bin/vault"
+# The version `make build` stamps into the plugin, which registration must name.
+version="${VERSION:-$(sed -n 's/^VERSION ?= *//p' Makefile)}"
 for f in "$plugin" "$vault"; do
 	[[ -e "$f" ]] || tb_die "$f is missing; run 'make bench-scale' (it builds the plugin and Vault first)"
 done
@@ -33,6 +35,16 @@ cleanup() {
 	if [[ -n "$driver_pid" ]] && kill -0 "$driver_pid" 2>/dev/null; then
 		kill -TERM "$driver_pid" 2>/dev/null || true
 		wait "$driver_pid" 2>/dev/null || true
+	fi
+	# The driver itself (timeout may have gone first): it stops Vault on TERM.
+	if [[ -s "$tmp/driver.pid" ]]; then
+		local pid i
+		pid="$(cat "$tmp/driver.pid")"
+		kill -TERM "$pid" 2>/dev/null || true
+		for i in $(seq 1 300); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
 	fi
 	# The driver stops Vault and removes vault.pid; should it have died
 	# first, stop Vault's process group (plugin processes included) here.
@@ -56,7 +68,7 @@ command="make bench-scale"
 # In the background with `wait`, so a signal runs the cleanup trap at once;
 # --foreground keeps the driver in this process group, where Ctrl-C reaches it.
 timeout --foreground --signal=TERM "${SCALE_TIMEOUT:-4h}" "$tmp/scale" \
-	-vault "$vault" -plugin "$plugin" -plugin-version "v${VERSION:-0.1.0}" \
+	-vault "$vault" -plugin "$plugin" -plugin-version "v$version" \
 	-work "$tmp" -out "${SCALE_OUT:-$root/bench/results.md}" -command "$command" \
 	-revision "$(git describe --always --dirty 2>/dev/null || echo unknown)" \
 	"$@" &

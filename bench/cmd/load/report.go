@@ -102,10 +102,25 @@ func (d *driver) write() error {
 	for _, n := range d.notes {
 		fmt.Fprintf(&b, "\n%s\n", n)
 	}
-	out := b.String()
+	out := b.String() + keptScaleSection(d.cfg.outPath)
 	fmt.Println()
 	printTable(d.rows)
 	return os.WriteFile(d.cfg.outPath, []byte(out), 0o644)
+}
+
+// keptScaleSection is the "## Scale" section of the results file already
+// there (written by make bench-scale, which takes an hour), so this run's
+// rewrite of the file keeps it; "" when there is none.
+func keptScaleSection(path string) string {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	_, section, found := strings.Cut(string(old), "\n## Scale")
+	if !found {
+		return ""
+	}
+	return "\n## Scale" + section
 }
 
 // esc escapes a table cell's pipes.

@@ -35,7 +35,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -74,7 +76,7 @@ func parseFlags() (config, error) {
 	var only string
 	flag.StringVar(&c.vaultBin, "vault", ".cache/bin/vault", "the Vault binary")
 	flag.StringVar(&c.pluginBin, "plugin", "bin/vault-plugin-secrets-tokenbroker", "the plugin binary (copied into Vault's plugin directory)")
-	flag.StringVar(&c.pluginVersion, "plugin-version", "v0.1.0", "the version the plugin reports (registered with it)")
+	flag.StringVar(&c.pluginVersion, "plugin-version", "", "the version the plugin reports, to register it with (\"\": unversioned)")
 	flag.StringVar(&c.workDir, "work", "", "an empty directory for Vault's config, data, plugins and log (required)")
 	flag.StringVar(&c.outPath, "out", "bench/results.md", "results file: its \"## Scale\" section is replaced, the rest kept")
 	flag.StringVar(&only, "only", strings.Join(phases, ","), "phases to run (write always runs)")
@@ -124,8 +126,29 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// scale.sh stops the driver through this file; should scale.sh itself
+	// be gone, the driver stops by itself (orphaned: its parent changed).
+	pidFile := filepath.Join(cfg.workDir, "driver.pid")
+	_ = os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())), 0o600)
+	ctx, orphaned := context.WithCancel(ctx)
+	go watchParent(ctx, orphaned)
 	d := &driver{cfg: cfg, rep: &report{}, rng: rand.New(rand.NewPCG(cfg.seed, 0x5ca1e)), start: time.Now()}
-	os.Exit(d.run(ctx))
+	code := d.run(ctx)
+	_ = os.Remove(pidFile)
+	os.Exit(code)
+}
+
+// watchParent calls orphaned when this process's parent changes.
+func watchParent(ctx context.Context, orphaned context.CancelFunc) {
+	parent := os.Getppid()
+	for ctx.Err() == nil {
+		time.Sleep(time.Second)
+		if os.Getppid() != parent {
+			logf("the parent process is gone: stopping")
+			orphaned()
+			return
+		}
+	}
 }
 
 // driver holds what the phases share.
@@ -139,9 +162,12 @@ type driver struct {
 	srv *server
 	api *api // the Vault under test, root token
 
-	window  time.Duration // the refresh window: min(refresh_ahead, L/2)
-	vaultV  string
-	written bool // every config was written
+	window   time.Duration // the refresh window: min(refresh_ahead, L/2)
+	vaultV   string
+	written  bool // every config was written
+	mountAt  time.Time
+	rssMount int      // the plugin's VmRSS (KiB) right after the mount
+	mem      []string // memory at points of the run, for the notes
 }
 
 // name is the i-th config's name; they sort in index order.
@@ -165,9 +191,12 @@ func (d *driver) run(ctx context.Context) (code int) {
 		logf("Vault: %v", err)
 		return 1
 	}
+	d.mountAt = time.Now()
 	d.vaultV = d.srv.version(ctx)
 	d.api = newAPI(d.srv.addr, d.srv.token, max(d.cfg.writers, d.cfg.readers, d.cfg.restartConc, 64))
 	logf("%s at %s, plugin mounted at tokenbroker/; provider (via the counting proxy) at %s", d.vaultV, d.srv.addr, d.up.url)
+	st, _ := d.remember(ctx, "right after the mount")
+	d.rssMount = st.rssKiB
 
 	steps := []struct {
 		name string

@@ -90,13 +90,16 @@ func (d *driver) pluginRSS(ctx context.Context) (procStatus, string) {
 	return st, st.String()
 }
 
-// vaultRSS is the Vault server's own memory, for the notes.
-func (d *driver) vaultRSS() string {
-	st, err := readStatus(d.srv.pid())
-	if err != nil {
-		return "unknown"
+// remember measures the plugin's and Vault's memory at a point of the run,
+// for the memory notes, and returns the plugin's.
+func (d *driver) remember(ctx context.Context, when string) (procStatus, string) {
+	st, desc := d.pluginRSS(ctx)
+	vault := "unknown"
+	if v, err := readStatus(d.srv.pid()); err == nil {
+		vault = v.String()
 	}
-	return st.String()
+	d.mem = append(d.mem, fmt.Sprintf("%s (t+%s): plugin %s, Vault %s", when, time.Since(d.start).Round(time.Second), desc, vault))
+	return st, desc
 }
 
 // waitedReads is the plugin's count of creds reads that waited for the

@@ -84,8 +84,18 @@ func (d *driver) section() string {
 	for _, row := range d.rep.rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row[0], strings.ReplaceAll(row[1], "|", "\\|"), row[2], row[3])
 	}
+	b.WriteString("\nNotes, by figure:\n\n")
+	fmt.Fprintf(&b, "- The minimum of upstream calls is N × D / (L − W): one call a chain per refresh interval L − W, "+
+		"W = min(refresh_ahead, L/2) being the plugin's refresh window (refresh_ahead as config/%s reads back). "+
+		"Fewer calls than that mean refreshes later than the window's start (the expired count says whether too late). "+
+		"A read waited for the provider when the plugin counts it so (tokenbroker_creds_reads_total{result=\"waited\"}); "+
+		"a token was expired when its expires_at_seconds ≤ the time the answer arrived.\n", name(0))
 	for _, n := range d.rep.notes {
-		fmt.Fprintf(&b, "\n%s\n", n)
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	b.WriteString("\nMemory (VmRSS, peak VmHWM in parentheses):\n\n")
+	for _, m := range d.mem {
+		fmt.Fprintf(&b, "- %s\n", m)
 	}
 	return b.String()
 }

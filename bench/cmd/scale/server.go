@@ -82,10 +82,13 @@ func startServer(ctx context.Context, cfg config) (*server, error) {
 	if err := s.waitHealth(ctx, http.StatusOK, time.Minute); err != nil {
 		return s, fmt.Errorf("becoming active after unseal: %w", err)
 	}
-	for _, args := range [][]string{
-		{"plugin", "register", "-sha256=" + sha, "-version=" + cfg.pluginVersion, "secret", pluginName},
-		{"secrets", "enable", "-path=" + mount, "-plugin-version=" + cfg.pluginVersion, pluginName},
-	} {
+	register := []string{"plugin", "register", "-sha256=" + sha}
+	enable := []string{"secrets", "enable", "-path=" + mount}
+	if cfg.pluginVersion != "" {
+		register = append(register, "-version="+cfg.pluginVersion)
+		enable = append(enable, "-plugin-version="+cfg.pluginVersion)
+	}
+	for _, args := range [][]string{append(register, "secret", pluginName), append(enable, pluginName)} {
 		if _, err := s.cli(ctx, args...); err != nil {
 			return s, err
 		}

@@ -128,13 +128,16 @@ func (d *driver) steadyRun(ctx context.Context, fig string, capped bool) error {
 	switch {
 	case err0 == nil && err1 == nil && known0 && known1:
 		w = waits{int(w1 - w0), `tokenbroker_creds_reads_total{result="waited"} summed, its increase over the run`}
-		d.rep.note("Figure %s: the two scrapes of %s/metrics took %s and %s with %d names.", fig, mount, msec(scrape0), msec(scrape1), n)
+		d.rep.note("%s: the two scrapes of %s/metrics (before and after) took %s and %s with %d names.", fig, mount, msec(scrape0), msec(scrape1), n)
 	case err0 == nil && err1 == nil:
 		w = waits{log.slow, fmt.Sprintf("%s/metrics does not exist yet: reads slower than %s counted instead", mount, slowRead)}
 	default:
 		w = waits{log.slow, fmt.Sprintf("scraping %s/metrics failed (%v): reads slower than %s counted instead", mount, firstErr(err0, err1), slowRead)}
 	}
-	lead := fmt.Sprintf("%s. %s%d names, %s tokens, %s:", fig, map[bool]string{true: "provider capped, ", false: ""}[capped], n, life, dur)
+	lead := fmt.Sprintf("%s. %d names, %s tokens, %s:", fig, n, life, dur)
+	if capped {
+		lead = fmt.Sprintf("%s. provider capped at %d/s, %d names, %s tokens, %s:", fig, d.cfg.capRate, n, life, dur)
+	}
 
 	d.rep.check(lead+" reads at "+fmt.Sprintf("%.0f/s", d.cfg.readRate), "0 failed, 0 skipped", log.errs == 0 && log.skipped == 0,
 		"%d reads (%s; %s; %d slower than %s; %d skipped, readers saturated)%s", log.reads, log.lat.summary(), perSec(log.reads, dur),
@@ -156,11 +159,11 @@ func (d *driver) steadyRun(ctx context.Context, fig string, capped bool) error {
 		d.rep.check(lead+" upstream calls vs the minimum", "≤ 1.05× the minimum", ratio <= 1.05, "%s", calls)
 		d.rep.check(lead+" provider's busiest second vs the mean rate", "≤ 1.5× the mean", float64(t.busiest) <= 1.5*t.mean(), "%s", burst)
 	}
-	st, desc := d.pluginRSS(ctx)
+	st, desc := d.remember(ctx, "after run "+fig)
 	d.rep.check(lead+" plugin RSS after the run", "< 250 MiB", st.rssKiB > 0 && st.rssKiB < rssTarget, "%s", desc)
-	d.rep.note("Run %s: memory after it: plugin %s, Vault %s. Provider calls a second, a minute at a time (mean/busiest): %s. "+
-		"Vault's log grew %.1f MiB (%.0f bytes a provider call).",
-		fig, desc, d.vaultRSS(), bySpan(d.up.perSecond(before, after), 60),
+	d.rep.note("%s: the run began %s after the mount (Vault calls the plugin's periodic function about once a minute from the mount on). "+
+		"Provider calls a second, a minute at a time (mean/busiest): %s. Vault's log grew %.1f MiB (%.0f bytes a provider call).",
+		fig, before.at.Sub(d.mountAt).Round(time.Second), bySpan(d.up.perSecond(before, after), 60),
 		float64(logAfter-logBefore)/(1<<20), float64(logAfter-logBefore)/max(float64(t.calls), 1))
 	return nil
 }
@@ -211,7 +214,7 @@ func (d *driver) cappedPhase(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.duration+10*time.Minute)
 	defer cancel()
 	limited, desc := d.setRateLimit(ctx, d.cfg.capRate)
-	d.rep.info(fmt.Sprintf("4. vault write %s/settings rate_limit=%d rate_limit_burst=%d", mount, d.cfg.capRate, d.cfg.capRate), "%s", desc)
+	d.rep.info(fmt.Sprintf("4. vault write %s/settings rate_limit=%d rate_limit_burst=%d", mount, d.cfg.capRate, capBurst(d.cfg.capRate)), "%s", desc)
 	d.up.capAt(d.cfg.capRate)
 	defer d.up.capAt(0)
 	if limited {
@@ -223,17 +226,25 @@ func (d *driver) cappedPhase(ctx context.Context) error {
 	}
 	need := float64(d.cfg.names) / (d.cfg.lifetime - d.window).Seconds()
 	floor := float64(d.cfg.names) / d.cfg.lifetime.Seconds()
-	d.rep.note("Figure 4: keeping %d chains of %s tokens fresh takes N/(L−W) = %.1f requests/s at the plugin's refresh window, "+
+	verdict := ""
+	if floor > float64(d.cfg.capRate) {
+		verdict = " With N/L above the cap no client can keep every token valid: expired tokens are then the provider's doing."
+	}
+	d.rep.note("4: keeping %d chains of %s tokens fresh takes N/(L−W) = %.1f requests/s at the plugin's refresh window, "+
 		"and N/L = %.1f/s at the very least (one call a lifetime); the provider allows %d/s.%s",
-		d.cfg.names, d.cfg.lifetime, need, floor, d.cfg.capRate,
-		map[bool]string{true: " With N/L above the cap no client can keep every token valid: expired tokens are then the provider's doing.", false: ""}[floor > float64(d.cfg.capRate)])
+		d.cfg.names, d.cfg.lifetime, need, floor, d.cfg.capRate, verdict)
 	return d.steadyRun(ctx, "4", true)
 }
 
-// setRateLimit writes rate_limit and rate_limit_burst (both perSecond; 0
-// lifts the limit) and reports whether the plugin took them.
+// capBurst is the burst the capped run allows: a tenth of the rate, so the
+// calls the plugin releases together cannot arrive bunched above the
+// provider's own bucket of the same rate.
+func capBurst(perSecond int) int { return max(1, perSecond/10) }
+
+// setRateLimit writes rate_limit (perSecond; 0 lifts the limit) and
+// rate_limit_burst (capBurst) and reports whether the plugin took them.
 func (d *driver) setRateLimit(ctx context.Context, perSecond int) (bool, string) {
-	r, err := d.api.do(ctx, "PUT", mount+"/settings", map[string]any{"rate_limit": perSecond, "rate_limit_burst": perSecond})
+	r, err := d.api.do(ctx, "PUT", mount+"/settings", map[string]any{"rate_limit": perSecond, "rate_limit_burst": capBurst(perSecond)})
 	if err != nil {
 		return false, "not available: " + err.Error()
 	}
