@@ -91,12 +91,9 @@ func (b *backend) pathKeyRead(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	cfg, err := loadConfig(ctx, req.Storage, name)
+	cfg, err := loadSigningConfig(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
-	}
-	if cfg == nil || cfg.keys.signer() == nil {
-		return nil, errNoKeys(name)
 	}
 	data := cfg.keyFacts(cfg.keys.signer(), "")
 	if next := cfg.keys.pending(); next != nil {
@@ -173,12 +170,9 @@ func (b *backend) changeKeys(ctx context.Context, req *logical.Request, d *frame
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	cfg, err := loadConfig(ctx, req.Storage, name)
+	cfg, err := loadSigningConfig(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
-	}
-	if cfg == nil || cfg.keys.signer() == nil {
-		return nil, errNoKeys(name)
 	}
 	ring, err := change(cfg, name)
 	if err != nil {
@@ -198,12 +192,9 @@ func (b *backend) pathJWKSRead(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	cfg, err := loadConfig(ctx, req.Storage, name)
+	cfg, err := loadSigningConfig(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
-	}
-	if cfg == nil || cfg.keys.signer() == nil {
-		return nil, errNoKeys(name)
 	}
 	keys := []map[string]any{}
 	for _, k := range cfg.keys.published(b.now()) {
@@ -222,4 +213,17 @@ func (b *backend) pathJWKSRead(ctx context.Context, req *logical.Request, d *fra
 
 func errNoKeys(name string) error {
 	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("%q has no signing key: write private_key, generate_key or service_account_json to config/%s", name, name))
+}
+
+// loadSigningConfig loads name's config with its keys; a name without a
+// signing key is a 404.
+func loadSigningConfig(ctx context.Context, s logical.Storage, name string) (*providerConfig, error) {
+	cfg, err := loadConfig(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil || cfg.keys.signer() == nil {
+		return nil, errNoKeys(name)
+	}
+	return cfg, nil
 }
