@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
 )
 
 func TestScheduleOrdersByDueTime(t *testing.T) {
@@ -75,4 +77,35 @@ func TestScheduleRandomTrials(t *testing.T) {
 			t.Fatalf("popDue not soonest first at %d: %s (%v) after %s (%v) (seed %d)", i, got[i], want[got[i]], got[i-1], want[got[i-1]], seed)
 		}
 	}
+}
+
+// TestRestartSpreadsRefreshes: names minted together are not all refreshed at
+// once after a restart: each is due at the start of its refresh window plus
+// its own delay, so halfway into the delays about half of them are due.
+func TestRestartSpreadsRefreshes(t *testing.T) {
+	e := newEnv(t)
+	e.fake.SetLifetime(time.Hour)
+	const n = 100
+	for i := range n {
+		name := fmt.Sprintf("n%03d", i)
+		e.config(name, fakeprovider.Echo360, nil)
+		e.token(name)
+	}
+	e.restart()
+	// Refresh window 5m before expiry; delays up to a quarter of it (75 s).
+	e.clock.Add(time.Hour - 5*time.Minute + 37*time.Second)
+	before := e.fake.Grants("refresh_token")
+	if err := e.periodic(); err != nil {
+		t.Fatalf("periodic: %v", err)
+	}
+	refreshed := e.fake.Grants("refresh_token") - before
+	if refreshed == 0 || refreshed == n {
+		t.Fatalf("refreshed %d of %d names halfway into their delays, want some but not all", refreshed, n)
+	}
+	t.Logf("refreshed %d of %d halfway into the delays", refreshed, n)
+	e.clock.Add(time.Minute) // past every delay
+	if err := e.periodic(); err != nil {
+		t.Fatalf("periodic: %v", err)
+	}
+	expect(t, "names refreshed once every delay passed", e.fake.Grants("refresh_token")-before, n)
 }
