@@ -67,16 +67,12 @@ type backend struct {
 	// persistRetryDelay spaces the retries of a failed state write.
 	persistRetryDelay time.Duration
 
-	// snapshots holds one *snapshot per loaded name: what the read path
-	// needs, so a cached read touches neither storage nor a lock.
-	snapshots sync.Map
+	// entries holds one *nameEntry per name seen: its published snapshot
+	// (what the read path needs, so a cached read touches neither storage
+	// nor a lock), its lock and its metrics counters, behind one map entry.
+	entries sync.Map
 	// invalidations counts Invalidate calls, so a load that raced one is discarded.
 	invalidations atomic.Uint64
-
-	// locks holds one *sync.Mutex per name, serialising its upstream calls and
-	// writes. Per name, not hashed into shared buckets: a slow provider call
-	// must never hold up another name. Reads never take them.
-	locks sync.Map
 	// flight collapses concurrent obtains of one name into one upstream call.
 	flight singleflight.Group
 	// background bounds the background refresh loop's concurrency.
@@ -179,18 +175,36 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		// A state we could not persist yet is newer than anything stored.
 		return
 	}
-	b.snapshots.Delete(name)
+	b.forget(name)
 }
 
-// lockFor returns name's mutex. Mutexes are never removed: a few bytes per
-// name ever configured, and no window where two callers hold different ones.
-func (b *backend) lockFor(name string) *sync.Mutex {
-	if m, ok := b.locks.Load(name); ok {
-		return m.(*sync.Mutex)
-	}
-	m, _ := b.locks.LoadOrStore(name, new(sync.Mutex))
-	return m.(*sync.Mutex)
+// nameEntry is what memory holds for one name. Entries are never removed (a
+// deleted config's is a few dozen bytes): no window where two callers hold
+// different locks, and counters that survive a config's re-creation.
+type nameEntry struct {
+	snap atomic.Pointer[snapshot] // nil: not loaded
+	// lock serialises the name's upstream calls and writes. Per name, not
+	// hashed into shared buckets: a slow provider call must never hold up
+	// another name. Reads never take it.
+	lock     sync.Mutex
+	counters nameCounters
 }
+
+// entry returns name's entry, creating it on first use. Only names with a
+// config get one (callers check first), so unknown names cost nothing.
+func (b *backend) entry(name string) *nameEntry {
+	if e, ok := b.entries.Load(name); ok {
+		return e.(*nameEntry)
+	}
+	e, _ := b.entries.LoadOrStore(name, new(nameEntry))
+	return e.(*nameEntry)
+}
+
+// lockFor returns name's mutex.
+func (b *backend) lockFor(name string) *sync.Mutex { return &b.entry(name).lock }
+
+// counters returns name's metrics counters.
+func (b *backend) counters(name string) *nameCounters { return &b.entry(name).counters }
 
 // httpClient returns the shared client that trusts caPEM (or the system roots).
 func (b *backend) httpClient(caPEM string) (*http.Client, error) {

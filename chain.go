@@ -231,7 +231,7 @@ func (b *backend) exchange(ctx context.Context, name string, snap *snapshot, ep 
 	if errors.As(err, &pe) && pe.RetryAfter > 0 {
 		b.limits.pause(host, b.now().Add(pe.RetryAfter)) // the provider slows this host down for every name
 	}
-	b.metrics.providerCall(name, grant, latency, err, ctx.Err())
+	b.metrics.providerCall(b.counters(name), grant, latency, err, ctx.Err())
 	if err != nil {
 		b.providerLog.Warn("provider call failed", "name", name, "grant", grant, "latency", latency, "error", err)
 		if ctx.Err() != nil {

@@ -92,7 +92,7 @@ func (e *env) startBackend() *backend {
 func (e *env) restart() {
 	e.t.Helper()
 	old := e.b
-	old.locks.Range(func(name, _ any) bool {
+	old.entries.Range(func(name, _ any) bool {
 		e.settle(name.(string))
 		return true
 	})

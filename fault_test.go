@@ -226,8 +226,10 @@ func TestFaultStampedeOfExpiredToken(t *testing.T) {
 // forgetBackoff ends every name's own backoff at once, as if its time had
 // passed, without moving the clock.
 func (e *env) forgetBackoff() {
-	e.b.snapshots.Range(func(k, v any) bool {
-		e.b.publish(k.(string), v.(*snapshot).with(func(n *snapshot) { n.backoffUntil = time.Time{} }))
+	e.b.entries.Range(func(k, v any) bool {
+		if snap := v.(*nameEntry).snap.Load(); snap != nil {
+			e.b.publish(k.(string), snap.with(func(n *snapshot) { n.backoffUntil = time.Time{} }))
+		}
 		return true
 	})
 }

@@ -45,7 +45,7 @@ func (b *backend) obtain(ctx context.Context, name string, w want) (*snapshot, e
 		select {
 		case r := <-ch:
 			if r.Shared && !led && w != background {
-				b.metrics.forName(name).waiters.Add(1) // a read that shared another caller's upstream call
+				b.counters(name).waiters.Add(1) // a read that shared another caller's upstream call
 			}
 			snap, _ := r.Val.(*snapshot)
 			if r.Shared && attempt == 1 && (snap == nil || !w.satisfiedBy(snap, b.now())) {

@@ -85,8 +85,8 @@ func viewOf(c *nameCounters, snap *snapshot) nameView {
 		c.mu.Lock()
 		if len(c.provider) > 0 {
 			v.provider = make(map[providerCallKey]uint64, len(c.provider))
-			for k, n := range c.provider {
-				v.provider[k] = n
+			for _, pc := range c.provider {
+				v.provider[pc.key] = pc.n
 			}
 		}
 		c.mu.Unlock()
@@ -188,8 +188,8 @@ func (c *nameCollector) Collect(ch chan<- prometheus.Metric) {
 			unloaded, lastErr = unloaded+1, err
 		}
 		var counters *nameCounters
-		if v, ok := c.b.metrics.names.Load(name); ok {
-			counters = v.(*nameCounters)
+		if snap != nil {
+			counters = snap.counters
 		}
 		v := viewOf(counters, snap)
 		if c.perName {

@@ -350,11 +350,11 @@ func BenchmarkMetricsScrape(b *testing.B) {
 		}
 		e.storeState(name, &tokenState{AccessToken: "at-" + name, TokenType: "Bearer", IssuedAt: now, ExpiresAt: now.Add(time.Hour),
 			RefreshToken: "rt-" + name, RefreshExpiresAt: now.Add(30 * 24 * time.Hour), Grant: provider.GrantRefreshToken})
-		c := e.b.metrics.forName(name)
+		c := e.b.counters(name)
 		c.reads[readCached].Add(1000)
 		c.reads[readWaited].Add(3)
-		e.b.metrics.providerCall(name, provider.GrantClientCredentials, 40*time.Millisecond, nil, nil)
-		e.b.metrics.providerCall(name, provider.GrantRefreshToken, 60*time.Millisecond,
+		e.b.metrics.providerCall(c, provider.GrantClientCredentials, 40*time.Millisecond, nil, nil)
+		e.b.metrics.providerCall(c, provider.GrantRefreshToken, 60*time.Millisecond,
 			&provider.Error{Class: provider.Refused, Status: http.StatusBadRequest, Code: "invalid_grant"}, nil)
 	}
 	first := metricsBody(e) // loads every snapshot, as the background pass would have
@@ -375,7 +375,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 // atomic add on the name's counters, alone and from every core at once on one
 // name (the contended case).
 func BenchmarkMetricsCountRead(b *testing.B) {
-	c := newMetrics().forName("x")
+	c := new(nameCounters)
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

@@ -228,7 +228,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	next := newSnapshot(cfg, client, state)
-	next.counters = b.metrics.forName(name)
+	next.counters = b.counters(name)
 	if old := b.loaded(name); old != nil {
 		next.health = old.health // counters survive a config edit
 	}

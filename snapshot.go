@@ -192,15 +192,18 @@ func (b *backend) snapshot(ctx context.Context, s logical.Storage, name string) 
 		return nil, fmt.Errorf("config %q: %w", name, err)
 	}
 	loaded := newSnapshot(cfg, client, state).published()
-	loaded.counters = b.metrics.forName(name)
-	v, stored := b.snapshots.LoadOrStore(name, loaded)
+	e := b.entry(name)
+	loaded.counters = &e.counters
+	if !e.snap.CompareAndSwap(nil, loaded) {
+		return e.snap.Load(), nil // another caller loaded it first
+	}
 	if b.invalidations.Load() != epoch {
 		// Storage changed while we read it; do not keep what may be stale.
-		b.snapshots.CompareAndDelete(name, loaded)
-	} else if !stored {
+		e.snap.CompareAndSwap(loaded, nil)
+	} else {
 		b.sched.set(name, loaded.backgroundDue(name))
 	}
-	return v.(*snapshot), nil
+	return loaded, nil
 }
 
 // configured returns name's snapshot holding its full config, loaded from
@@ -235,8 +238,8 @@ func (b *backend) withConfig(ctx context.Context, s logical.Storage, name string
 
 // loaded returns name's snapshot if one is in memory, else nil.
 func (b *backend) loaded(name string) *snapshot {
-	if v, ok := b.snapshots.Load(name); ok {
-		return v.(*snapshot)
+	if e, ok := b.entries.Load(name); ok {
+		return e.(*nameEntry).snap.Load()
 	}
 	return nil
 }
@@ -244,12 +247,16 @@ func (b *backend) loaded(name string) *snapshot {
 // publish makes snap what readers of name see, and schedules its next
 // background refresh.
 func (b *backend) publish(name string, snap *snapshot) {
-	b.snapshots.Store(name, snap.published())
+	b.entry(name).snap.Store(snap.published())
 	b.sched.set(name, snap.backgroundDue(name))
 }
 
 // forget drops name's snapshot, so the next read loads it from storage.
-func (b *backend) forget(name string) { b.snapshots.Delete(name) }
+func (b *backend) forget(name string) {
+	if e, ok := b.entries.Load(name); ok {
+		e.(*nameEntry).snap.Store(nil)
+	}
+}
 
 // currentState is the newest token state for name: the loaded one (it may be
 // newer than storage after a failed write), else storage. Callers hold the

@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"runtime/debug"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -14,6 +15,14 @@ import (
 )
 
 func main() {
+	// A mount of 100 000 chains keeps about a kilobyte live for each; Go's
+	// default GOGC of 100 lets the heap grow to twice the live data between
+	// collections. 50 trades a little CPU for a third less memory. A GOGC in
+	// the plugin's environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+
 	apiClientMeta := &api.PluginAPIClientMeta{}
 	flags := apiClientMeta.FlagSet()
 	if err := flags.Parse(os.Args[1:]); err != nil {
