@@ -81,6 +81,7 @@ type backend struct {
 	// the refreshes on the node that can write storage (background.go).
 	sched *schedule
 	loop  refreshLoop
+	pacer pacer
 	// limits paces provider calls per token-URL host (ratelimit.go).
 	limits *hostLimits
 	// names is the sorted index of configured names behind paginated LISTs.

@@ -143,9 +143,16 @@ func (b *backend) refreshDue(ctx context.Context) {
 		return
 	}
 	defer b.metrics.timePass(time.Now())
+	need := b.sched.needRate()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i, name := range names {
+		now := b.now()
+		if at, ok := b.pacer.admit(name, now, b.urgentAt(name, now), need); !ok {
+			b.sched.set(name, at, 0) // its slot comes later
+			b.sched.finished()
+			continue
+		}
 		select {
 		case b.background <- struct{}{}:
 		case <-ctx.Done():
@@ -161,6 +168,76 @@ func (b *backend) refreshDue(ctx context.Context) {
 			b.refreshScheduled(name)
 		}()
 	}
+}
+
+// Pacing: names minted together (a bulk import, a restart after downtime)
+// come due together. Rather than send them in one burst, the loop gives
+// background refreshes slots at most paceFactor times the rate the schedule
+// needs in the long run (each chain once per refresh interval), never fewer
+// than paceFloor a second, with bursts of a tenth of a second's worth. A name
+// moved to a later slot stays inside its refresh window: once half the
+// window has passed, it goes at once. Slots are on the backend's clock, so
+// tests that drive the clock see the same pacing.
+const (
+	paceFactor = 1.1
+	paceFloor  = 50.0
+)
+
+// pacer hands out background refresh slots. Only the refresh loop uses it.
+type pacer struct {
+	next time.Time // the next free slot
+	// held are the names moved to a later slot, which they keep: popped at
+	// that slot, they go.
+	held map[string]bool
+}
+
+// admit reports whether name's refresh may go now; otherwise name has been
+// given a later slot, returned.
+func (p *pacer) admit(name string, now, urgentAt time.Time, need float64) (later time.Time, ok bool) {
+	if p.held[name] {
+		delete(p.held, name)
+		return time.Time{}, true
+	}
+	at := p.slot(now, urgentAt, need)
+	if !at.After(now) {
+		return time.Time{}, true
+	}
+	if p.held == nil {
+		p.held = map[string]bool{}
+	}
+	p.held[name] = true
+	return at, false
+}
+
+// slot returns when a refresh may go, at need refreshes a second, and takes
+// that slot; urgentAt is when the refresh must go whatever the pace.
+func (p *pacer) slot(now, urgentAt time.Time, need float64) time.Time {
+	limit := max(paceFactor*need, paceFloor)
+	gap := time.Duration(float64(time.Second) / limit)
+	burst := gap * time.Duration(max(1, int(limit/10)))
+	at := p.next
+	if floor := now.Add(-burst); at.Before(floor) {
+		at = floor // unused slots of the last moments serve a small burst
+	}
+	if !at.Before(urgentAt) {
+		return now
+	}
+	p.next = at.Add(gap)
+	if at.Before(now) {
+		return now
+	}
+	return at
+}
+
+// urgentAt is when name's refresh must go, paced or not: half its refresh
+// window in; now for a state awaiting saving.
+func (b *backend) urgentAt(name string, now time.Time) time.Time {
+	snap := b.loaded(name)
+	if snap == nil || snap.dirty || snap.state == nil {
+		return now
+	}
+	window := snap.state.refreshWindow(snap.settings.refreshAhead)
+	return snap.state.refreshAt(snap.settings.refreshAhead).Add(window / 2)
 }
 
 // settle waits, up to timeout, until the loop has loaded every stored name
@@ -197,7 +274,7 @@ func (b *backend) refreshScheduled(name string) {
 	if err != nil || snap == nil {
 		if err != nil {
 			b.refreshLog.Warn("background refresh could not load its config", "name", name, "error", err)
-			b.sched.set(name, b.now().Add(backoffBase))
+			b.sched.set(name, b.now().Add(backoffBase), 0)
 		}
 		return
 	}
@@ -217,7 +294,8 @@ func (b *backend) refreshScheduled(name string) {
 func (b *backend) reschedule(name string, now time.Time) {
 	snap := b.loaded(name)
 	if snap == nil {
-		return // forgotten: the next load schedules it again
+		b.sched.remove(name) // forgotten: the next load schedules it again
+		return
 	}
 	due := snap.backgroundDue(name)
 	switch {
@@ -227,7 +305,7 @@ func (b *backend) reschedule(name string, now time.Time) {
 	case due.Before(now.Add(time.Second)):
 		due = now.Add(time.Second)
 	}
-	b.sched.set(name, due)
+	b.sched.set(name, due, snap.refreshInterval())
 }
 
 // passDelay delays a name's background refresh past the start of its refresh

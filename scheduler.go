@@ -19,33 +19,47 @@ type schedule struct {
 	wake chan struct{}
 	// inflight counts names popped and not yet finished.
 	inflight int
+	// need is how many refreshes a second the scheduled chains take in the
+	// long run: the sum of 1/interval over them (see pace in background.go).
+	need float64
 }
 
 type dueItem struct {
 	name  string
 	due   time.Time
-	index int // in the heap
+	rate  float64 // 1/refresh interval, this chain's share of need
+	index int     // in the heap
 }
 
 func newSchedule() *schedule {
 	return &schedule{byKey: map[string]*dueItem{}, wake: make(chan struct{}, 1)}
 }
 
-// set schedules name at due; the zero time removes it.
-func (s *schedule) set(name string, due time.Time) {
+// set schedules name at due; the zero time removes it. interval is the
+// chain's refresh interval (0: unchanged).
+func (s *schedule) set(name string, due time.Time, interval time.Duration) {
 	if due.IsZero() {
 		s.remove(name)
 		return
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if it, ok := s.byKey[name]; ok {
+	it, ok := s.byKey[name]
+	switch {
+	case ok && it.index >= 0:
 		it.due = due
 		heap.Fix(&s.items, it.index)
-	} else {
+	case ok: // popped earlier: back into the heap
+		it.due = due
+		heap.Push(&s.items, it)
+	default:
 		it = &dueItem{name: name, due: due}
 		s.byKey[name] = it
 		heap.Push(&s.items, it)
+	}
+	if interval > 0 {
+		s.need += 1/interval.Seconds() - it.rate
+		it.rate = 1 / interval.Seconds()
 	}
 	if s.items[0].name == name {
 		s.signal()
@@ -56,8 +70,11 @@ func (s *schedule) remove(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if it, ok := s.byKey[name]; ok {
-		heap.Remove(&s.items, it.index)
+		if it.index >= 0 {
+			heap.Remove(&s.items, it.index)
+		}
 		delete(s.byKey, name)
+		s.need -= it.rate
 	}
 }
 
@@ -68,8 +85,7 @@ func (s *schedule) popDue(now time.Time) []string {
 	defer s.mu.Unlock()
 	var names []string
 	for len(s.items) > 0 && !s.items[0].due.After(now) {
-		it := heap.Pop(&s.items).(*dueItem)
-		delete(s.byKey, it.name)
+		it := heap.Pop(&s.items).(*dueItem) // stays in byKey, its rate in need, until set or removed
 		names = append(names, it.name)
 	}
 	s.inflight += len(names)
@@ -81,6 +97,14 @@ func (s *schedule) finished() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inflight--
+}
+
+// needRate is the refreshes a second the scheduled chains take in the long
+// run.
+func (s *schedule) needRate() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.need
 }
 
 // next is the soonest due time; ok is false when nothing is scheduled.
@@ -132,5 +156,6 @@ func (h *dueHeap) Pop() any {
 	it := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
+	it.index = -1 // not in the heap
 	return it
 }

@@ -13,13 +13,13 @@ import (
 func TestScheduleOrdersByDueTime(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := newSchedule()
-	s.set("c", t0.Add(3*time.Second))
-	s.set("a", t0.Add(1*time.Second))
-	s.set("b", t0.Add(2*time.Second))
-	s.set("a", t0.Add(4*time.Second)) // moved later
-	s.set("gone", t0)
+	s.set("c", t0.Add(3*time.Second), 0)
+	s.set("a", t0.Add(1*time.Second), 0)
+	s.set("b", t0.Add(2*time.Second), 0)
+	s.set("a", t0.Add(4*time.Second), 0) // moved later
+	s.set("gone", t0, 0)
 	s.remove("gone")
-	s.set("never", time.Time{}) // the zero time removes
+	s.set("never", time.Time{}, 0) // the zero time removes
 
 	if got, want := s.popDue(t0), []string(nil); !slices.Equal(got, want) {
 		t.Fatalf("popDue(t0) = %v, want %v", got, want)
@@ -54,7 +54,7 @@ func TestScheduleRandomTrials(t *testing.T) {
 			delete(want, name)
 		default:
 			due := t0.Add(time.Duration(rng.IntN(1000)) * time.Second)
-			s.set(name, due)
+			s.set(name, due, 0)
 			want[name] = due
 		}
 	}
@@ -103,9 +103,38 @@ func TestRestartSpreadsRefreshes(t *testing.T) {
 		t.Fatalf("refreshed %d of %d names halfway into their delays, want some but not all", refreshed, n)
 	}
 	t.Logf("refreshed %d of %d halfway into the delays", refreshed, n)
-	e.clock.Add(time.Minute) // past every delay
-	if err := e.periodic(); err != nil {
-		t.Fatalf("periodic: %v", err)
+	e.clock.Add(time.Minute) // past every delay; the pace then spreads them over a few seconds
+	for range 10 {
+		if err := e.periodic(); err != nil {
+			t.Fatalf("periodic: %v", err)
+		}
+		e.clock.Add(time.Second)
 	}
 	expect(t, "names refreshed once every delay passed", e.fake.Grants("refresh_token")-before, n)
+}
+
+// TestPaceSpreadsABacklog: a backlog of names due at once goes out at the
+// pace, not in one burst, and a name whose refresh window is half gone goes
+// at once.
+func TestPaceSpreadsABacklog(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var p pacer
+	far := t0.Add(time.Hour)
+	need := 1000.0 // refreshes a second the schedule needs: a pace of 1100/s
+	now, sent := 0, 0
+	for range 3000 {
+		if !p.slot(t0, far, need).After(t0) {
+			now++
+		}
+		sent++
+	}
+	if now < 100 || now > 120 {
+		t.Fatalf("%d of %d refreshes due at once went at once, want a burst of about a tenth of a second's pace (110)", now, sent)
+	}
+	if at := p.slot(t0, far, need); at.Sub(t0) < 2*time.Second {
+		t.Fatalf("the 3001st refresh's slot is %s after now, want about 2.6s at 1100/s", at.Sub(t0))
+	}
+	if at := p.slot(t0, t0, need); !at.Equal(t0) {
+		t.Fatalf("an urgent refresh got a slot %s after now, want now", at.Sub(t0))
+	}
 }

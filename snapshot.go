@@ -172,6 +172,15 @@ func (s *snapshot) backgroundDue(name string) time.Time {
 	return s.refreshDueAt(passDelay(name, s.state.refreshWindow(s.settings.refreshAhead)))
 }
 
+// refreshInterval is how long the chain's tokens serve between refreshes:
+// their lifetime less the refresh window (0: no token).
+func (s *snapshot) refreshInterval() time.Duration {
+	if s.state == nil || s.state.AccessToken == "" {
+		return 0
+	}
+	return s.state.lifetime() - s.state.refreshWindow(s.settings.refreshAhead)
+}
+
 // snapshot returns name's snapshot, loading it from storage on first use.
 // It returns nil when the name has no config.
 func (b *backend) snapshot(ctx context.Context, s logical.Storage, name string) (*snapshot, error) {
@@ -201,7 +210,7 @@ func (b *backend) snapshot(ctx context.Context, s logical.Storage, name string) 
 		// Storage changed while we read it; do not keep what may be stale.
 		e.snap.CompareAndSwap(loaded, nil)
 	} else {
-		b.sched.set(name, loaded.backgroundDue(name))
+		b.sched.set(name, loaded.backgroundDue(name), loaded.refreshInterval())
 	}
 	return loaded, nil
 }
@@ -248,7 +257,7 @@ func (b *backend) loaded(name string) *snapshot {
 // background refresh.
 func (b *backend) publish(name string, snap *snapshot) {
 	b.entry(name).snap.Store(snap.published())
-	b.sched.set(name, snap.backgroundDue(name))
+	b.sched.set(name, snap.backgroundDue(name), snap.refreshInterval())
 }
 
 // forget drops name's snapshot, so the next read loads it from storage.
