@@ -110,6 +110,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		persistRetryDelay: 50 * time.Millisecond,
 		background:        make(chan struct{}, backgroundWorkers),
 		sched:             newSchedule(),
+		pacer:             pacer{floor: paceFloor},
 		limits:            newHostLimits(),
 		metrics:           newMetrics(),
 	}

@@ -29,6 +29,9 @@ type dueItem struct {
 	due   time.Time
 	rate  float64 // 1/refresh interval, this chain's share of need
 	index int     // in the heap
+	// held: due is a slot the pacer gave; popped then, the name goes
+	// without asking for another.
+	held bool
 }
 
 func newSchedule() *schedule {
@@ -44,6 +47,30 @@ func (s *schedule) set(name string, due time.Time, interval time.Duration) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.put(name, due, interval).held = false
+}
+
+// hold moves name to the later slot the pacer gave it, at.
+func (s *schedule) hold(name string, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.put(name, at, 0).held = true
+}
+
+// release reports whether name, popped, was holding a slot, and clears that.
+func (s *schedule) release(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	it, ok := s.byKey[name]
+	if !ok || !it.held {
+		return false
+	}
+	it.held = false
+	return true
+}
+
+// put sets name's entry to due, and its rate from interval unless 0; s.mu is held.
+func (s *schedule) put(name string, due time.Time, interval time.Duration) *dueItem {
 	it, ok := s.byKey[name]
 	switch {
 	case ok && it.index >= 0:
@@ -64,6 +91,7 @@ func (s *schedule) set(name string, due time.Time, interval time.Duration) {
 	if s.items[0].name == name {
 		s.signal()
 	}
+	return it
 }
 
 func (s *schedule) remove(name string) {

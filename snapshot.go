@@ -172,13 +172,16 @@ func (s *snapshot) backgroundDue(name string) time.Time {
 	return s.refreshDueAt(passDelay(name, s.state.refreshWindow(s.settings.refreshAhead)))
 }
 
-// refreshInterval is how long the chain's tokens serve between refreshes:
-// their lifetime less the refresh window (0: no token).
-func (s *snapshot) refreshInterval() time.Duration {
+// backgroundInterval is how long the background takes, in the long run,
+// between two refreshes of the chain: its tokens' lifetime less the refresh
+// window, plus the name's passDelay (0: no token). The schedule's need rate,
+// which paces the loop, is the sum of 1/backgroundInterval over the names.
+func (s *snapshot) backgroundInterval(name string) time.Duration {
 	if s.state == nil || s.state.AccessToken == "" {
 		return 0
 	}
-	return s.state.lifetime() - s.state.refreshWindow(s.settings.refreshAhead)
+	window := s.state.refreshWindow(s.settings.refreshAhead)
+	return s.state.lifetime() - window + passDelay(name, window)
 }
 
 // snapshot returns name's snapshot, loading it from storage on first use.
@@ -210,7 +213,7 @@ func (b *backend) snapshot(ctx context.Context, s logical.Storage, name string) 
 		// Storage changed while we read it; do not keep what may be stale.
 		e.snap.CompareAndSwap(loaded, nil)
 	} else {
-		b.sched.set(name, loaded.backgroundDue(name), loaded.refreshInterval())
+		b.sched.set(name, loaded.backgroundDue(name), loaded.backgroundInterval(name))
 	}
 	return loaded, nil
 }
@@ -257,7 +260,7 @@ func (b *backend) loaded(name string) *snapshot {
 // background refresh.
 func (b *backend) publish(name string, snap *snapshot) {
 	b.entry(name).snap.Store(snap.published())
-	b.sched.set(name, snap.backgroundDue(name), snap.refreshInterval())
+	b.sched.set(name, snap.backgroundDue(name), snap.backgroundInterval(name))
 }
 
 // forget drops name's snapshot, so the next read loads it from storage.
