@@ -119,10 +119,11 @@ func (b *backend) runRefreshLoop(ctx context.Context, built chan struct{}) error
 }
 
 // scheduleStored loads the snapshot of every stored name, which schedules it.
+// It lists them through the name index, which is then ready for LIST.
 func (b *backend) scheduleStored(ctx context.Context) error {
-	names, err := b.storage.List(ctx, configPrefix)
+	names, err := b.names.page(ctx, b.storage, "", 0)
 	if err != nil {
-		return fmt.Errorf("list configs to schedule their refreshes: %w", err)
+		return fmt.Errorf("schedule the refreshes: %w", err)
 	}
 	for _, name := range names {
 		if ctx.Err() != nil {

@@ -111,6 +111,13 @@ type faultyStorage struct {
 	failAfterRotation atomic.Bool
 	// onPut, when set, sees every entry before it is written (or refused).
 	onPut atomic.Pointer[func(*logical.StorageEntry)]
+	// lists counts List calls.
+	lists atomic.Int64
+}
+
+func (s *faultyStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	s.lists.Add(1)
+	return s.InmemStorage.List(ctx, prefix)
 }
 
 func (s *faultyStorage) Put(ctx context.Context, e *logical.StorageEntry) error {

@@ -24,16 +24,13 @@ type nameIndex struct {
 }
 
 // page returns up to limit names after after (all of them when limit is 0).
+// The refresh loop asks for all of them when it starts, which loads the
+// index then, not on an operator's first LIST.
 func (x *nameIndex) page(ctx context.Context, s logical.Storage, after string, limit int) ([]string, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.names == nil {
-		names, err := s.List(ctx, configPrefix)
-		if err != nil {
-			return nil, fmt.Errorf("list configs: %w", err)
-		}
-		x.names = append(make([]string, 0, len(names)), names...)
-		sort.Strings(x.names)
+	if err := x.load(ctx, s); err != nil {
+		return nil, err
 	}
 	start := 0
 	if after != "" {
@@ -44,6 +41,20 @@ func (x *nameIndex) page(ctx context.Context, s logical.Storage, after string, l
 		end = min(end, start+limit)
 	}
 	return slices.Clone(x.names[start:end]), nil
+}
+
+// load lists the names from storage unless loaded; x.mu is held.
+func (x *nameIndex) load(ctx context.Context, s logical.Storage) error {
+	if x.names != nil {
+		return nil
+	}
+	names, err := s.List(ctx, configPrefix)
+	if err != nil {
+		return fmt.Errorf("list configs: %w", err)
+	}
+	x.names = append(make([]string, 0, len(names)), names...)
+	sort.Strings(x.names)
+	return nil
 }
 
 // add records a written config's name.
