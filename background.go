@@ -231,6 +231,22 @@ func (b *backend) urgentAt(name string, now time.Time) time.Time {
 	return snap.state.refreshAt(snap.settings.refreshAhead).Add(window * 3 / 4)
 }
 
+// loading reports whether the loop is running and still loading the stored
+// names (after a start or a plugin reload: about a minute at 100 000).
+func (l *refreshLoop) loading() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cancel == nil {
+		return false
+	}
+	select {
+	case <-l.built:
+		return false
+	default:
+		return true
+	}
+}
+
 // settle waits, up to timeout, until the loop has loaded every stored name
 // and nothing due now is left or in flight: for tests and benchmarks that
 // drive the clock.

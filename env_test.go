@@ -113,6 +113,15 @@ type faultyStorage struct {
 	onPut atomic.Pointer[func(*logical.StorageEntry)]
 	// lists counts List calls.
 	lists atomic.Int64
+	// onGet, when set, sees every key before it is read.
+	onGet atomic.Pointer[func(key string)]
+}
+
+func (s *faultyStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	if f := s.onGet.Load(); f != nil {
+		(*f)(key)
+	}
+	return s.InmemStorage.Get(ctx, key)
 }
 
 func (s *faultyStorage) List(ctx context.Context, prefix string) ([]string, error) {

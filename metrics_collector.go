@@ -175,16 +175,26 @@ type nameCollector struct {
 	storage logical.Storage
 	names   []string
 	perName bool
+	// loadedOnly: the refresh loop is loading every name (after a start or
+	// reload), so a name not loaded yet is left out of this scrape's gauges
+	// rather than loaded by it; a scrape never waits for 100 000 storage reads.
+	loadedOnly bool
 }
 
 func (c *nameCollector) Describe(chan<- *prometheus.Desc) {}
 
 func (c *nameCollector) Collect(ch chan<- prometheus.Metric) {
 	var all nameView
-	unloaded, lastErr := 0, error(nil)
+	unloaded, notYet, lastErr := 0, 0, error(nil)
 	for _, name := range c.names {
-		snap, err := c.b.snapshot(c.ctx, c.storage, name)
-		if err != nil {
+		var snap *snapshot
+		var err error
+		if c.loadedOnly {
+			if snap = c.b.loaded(name); snap == nil {
+				notYet++
+				continue
+			}
+		} else if snap, err = c.b.snapshot(c.ctx, c.storage, name); err != nil {
 			unloaded, lastErr = unloaded+1, err
 		}
 		var counters *nameCounters
@@ -203,5 +213,8 @@ func (c *nameCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if unloaded > 0 {
 		c.b.logger.Warn("metrics: names whose state could not be loaded are left out of the gauges", "names", unloaded, "last_error", lastErr)
+	}
+	if notYet > 0 {
+		c.b.logger.Debug("metrics: names the refresh loop has not loaded yet are left out of this scrape", "names", notYet)
 	}
 }

@@ -293,6 +293,48 @@ func TestMetricsAggregateAboveMaxNames(t *testing.T) {
 	}
 }
 
+// TestMetricsWhileTheLoopLoads: right after a start or reload, while the
+// refresh loop loads every stored name, a scrape reports the names loaded so
+// far instead of loading the rest itself (at 100 000 names that took longer
+// than a scrape's timeout); once loaded, every name is back.
+func TestMetricsWhileTheLoopLoads(t *testing.T) {
+	e := newEnv(t)
+	for _, name := range []string{"a", "b", "z"} {
+		e.config(name, fakeprovider.Echo360, nil)
+		e.token(name)
+	}
+	e.restart()
+	release := make(chan struct{})
+	hold := func(key string) {
+		if key == configPrefix+"z" {
+			select { // a scrape that loads z itself waits here, then reports it
+			case <-release:
+			case <-time.After(3 * time.Second):
+			}
+		}
+	}
+	e.storage.onGet.Store(&hold)
+	e.b.loop.start(e.b) // as the mount's initialisation does; loads a, b, then waits on z
+	deadline := time.Now().Add(10 * time.Second)
+	for e.b.loaded("b") == nil && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	expiry := float64(testStart.Add(time.Hour).Unix())
+	got := scrapeSeries(e)
+	expectSeries(t, got, map[string]float64{
+		`tokenbroker_access_token_expiry_timestamp_seconds{name="a"}`: expiry,
+		`tokenbroker_access_token_expiry_timestamp_seconds{name="b"}`: expiry,
+	})
+	if _, ok := got[`tokenbroker_access_token_expiry_timestamp_seconds{name="z"}`]; ok {
+		t.Errorf("a scrape while the loop loads reports z, which only the scrape itself could have loaded")
+	}
+	close(release)
+	if err := e.periodic(); err != nil {
+		t.Fatalf("periodic: %v", err)
+	}
+	expectSeries(t, scrapeSeries(e), map[string]float64{`tokenbroker_access_token_expiry_timestamp_seconds{name="z"}`: expiry})
+}
+
 // promtool, Prometheus's own linter, finds nothing to say about a scrape
 // holding every family. CI installs promtool; elsewhere the test skips
 // without it.

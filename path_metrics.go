@@ -36,7 +36,8 @@ exposition format (not JSON): provider requests by outcome and error, creds
 reads by result, token expiry times, chains that need an operator, background
 refreshes and failed state writes. Scrape it with a Vault token whose policy
 grants read on this path. With more names than the metrics_max_names setting,
-series carry no name label and are summed over names.
+series carry no name label and are summed over names. While the mount starts
+(or the plugin reloads) and loads its names, a scrape reports those loaded so far.
 `
 
 func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -57,12 +58,13 @@ func (b *backend) exposition(ctx context.Context, s logical.Storage) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	names, err := s.List(ctx, configPrefix)
+	names, err := b.names.page(ctx, s, "", 0)
 	if err != nil {
-		return nil, fmt.Errorf("list configs: %w", err)
+		return nil, err
 	}
 	scrape := prometheus.NewRegistry()
-	scrape.MustRegister(&nameCollector{b: b, ctx: ctx, storage: s, names: names, perName: len(names) <= set.MetricsMaxNames})
+	scrape.MustRegister(&nameCollector{b: b, ctx: ctx, storage: s, names: names, perName: len(names) <= set.MetricsMaxNames,
+		loadedOnly: b.loop.loading()})
 	// The two registries hold different families, so their texts are
 	// concatenated (prometheus.Gatherers would check every series twice).
 	var buf bytes.Buffer
