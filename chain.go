@@ -264,6 +264,7 @@ func (s *snapshot) newState(tok obtained, now time.Time) *tokenState {
 
 		Permissions: tok.Permissions, Repositories: tok.Repositories,
 	}
+	st.internStrings()
 	switch {
 	case !s.cfg.refreshes():
 		// refresh_grant=never: a refresh token is neither used nor kept.

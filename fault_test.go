@@ -228,7 +228,7 @@ func TestFaultStampedeOfExpiredToken(t *testing.T) {
 func (e *env) forgetBackoff() {
 	e.b.entries.Range(func(k, v any) bool {
 		if snap := v.(*nameEntry).snap.Load(); snap != nil {
-			e.b.publish(k.(string), snap.with(func(n *snapshot) { n.backoffUntil = time.Time{} }))
+			e.b.publish(k.(string), snap.with(func(n *snapshot) { n.health = n.health.withoutBackoff() }))
 		}
 		return true
 	})

@@ -100,8 +100,9 @@ func (b *backend) lockAndObtain(name string, w want) (*snapshot, error) {
 		return snap, errNeedsRefreshToken(name, nil)
 	}
 	if until := snap.holdsBack(now, w.beyondWindow); !until.IsZero() {
+		lastErr, _ := snap.lastError()
 		return snap, fmt.Errorf("provider for %q is backing off until %s after: %w",
-			name, until.UTC().Format(time.RFC3339), snap.lastErr)
+			name, until.UTC().Format(time.RFC3339), lastErr)
 	}
 
 	if snap, err = b.withConfig(ctx, b.storage, name, snap); err != nil {

@@ -19,36 +19,62 @@ const (
 // started; it lives in memory only (status/<name> shows it).
 type health struct {
 	// failing counts consecutive failures; zero once a call succeeds.
-	failing      int
-	backoffUntil time.Time // our own backoff, for background refreshes
-	notBefore    time.Time // the provider's Retry-After, honoured by every caller
-
+	failing                    int
 	mints, refreshes, failures int
 	lastSuccessAt              time.Time
-	lastErr                    error
-	lastErrAt                  time.Time
+	// last is the last failure (nil: none yet), kept apart so a chain that
+	// never failed costs less memory; its waits end at the next success.
+	last *failure
+}
+
+// failure is a name's last failure and the waits it imposed.
+type failure struct {
+	err          error
+	at           time.Time
+	backoffUntil time.Time // our own backoff, for background refreshes
+	notBefore    time.Time // the provider's Retry-After, honoured by every caller
+}
+
+// lastError is the last failure, if any, and when it happened.
+func (h health) lastError() (error, time.Time) {
+	if h.last == nil {
+		return nil, time.Time{}
+	}
+	return h.last.err, h.last.at
+}
+
+// waits are when our own backoff and the provider's Retry-After end.
+func (h health) waits() (backoffUntil, notBefore time.Time) {
+	if h.last == nil {
+		return time.Time{}, time.Time{}
+	}
+	return h.last.backoffUntil, h.last.notBefore
 }
 
 // failed records a failure and schedules the next background attempt.
 func (h health) failed(err error, now time.Time) health {
 	h.failing++
 	h.failures++
-	h.lastErr = err
-	h.lastErrAt = now
 	backoff := min(backoffBase<<min(h.failing-1, 16), backoffMax)
 	backoff = backoff/2 + rand.N(backoff/2+1) // jitter spreads retries of many names
-	h.backoffUntil = now.Add(backoff)
+	f := &failure{err: err, at: now, backoffUntil: now.Add(backoff)}
+	if h.last != nil {
+		f.notBefore = h.last.notBefore
+	}
 	var pe *provider.Error
 	if errors.As(err, &pe) && pe.RetryAfter > 0 {
-		h.notBefore = now.Add(pe.RetryAfter)
+		f.notBefore = now.Add(pe.RetryAfter)
 	}
+	h.last = f
 	return h
 }
 
 // succeeded records a token obtained with grant and clears any backoff.
 func (h health) succeeded(grant provider.Grant, now time.Time) health {
 	h.failing = 0
-	h.backoffUntil, h.notBefore = time.Time{}, time.Time{}
+	if h.last != nil {
+		h.last = &failure{err: h.last.err, at: h.last.at}
+	}
 	if grant == provider.GrantRefreshToken {
 		h.refreshes++
 	} else {
@@ -62,9 +88,9 @@ func (h health) succeeded(grant provider.Grant, now time.Time) health {
 // provider's Retry-After for every caller, our own backoff for the
 // background only. The zero time means go ahead.
 func (h health) holdsBack(now time.Time, background bool) time.Time {
-	until := h.notBefore
-	if background && h.backoffUntil.After(until) {
-		until = h.backoffUntil
+	backoffUntil, until := h.waits()
+	if background && backoffUntil.After(until) {
+		until = backoffUntil
 	}
 	if now.Before(until) {
 		return until
@@ -75,6 +101,20 @@ func (h health) holdsBack(now time.Time, background bool) time.Time {
 // cleared forgets failures and our own backoff (an operator reset the chain);
 // the counters and the provider's Retry-After stay.
 func (h health) cleared() health {
-	h.failing, h.backoffUntil, h.lastErr, h.lastErrAt = 0, time.Time{}, nil, time.Time{}
+	_, notBefore := h.waits()
+	h.failing, h.last = 0, nil
+	if !notBefore.IsZero() {
+		h.last = &failure{notBefore: notBefore}
+	}
+	return h
+}
+
+// withoutBackoff ends our own backoff now, keeping the rest.
+func (h health) withoutBackoff() health {
+	if h.last != nil {
+		f := *h.last
+		f.backoffUntil = time.Time{}
+		h.last = &f
+	}
 	return h
 }

@@ -111,7 +111,7 @@ func viewOf(c *nameCounters, snap *snapshot) nameView {
 	if st.RefreshToken != "" {
 		v.refreshExpiry = st.RefreshExpiresAt
 	}
-	v.reauthorize = snap.reauthorizeBy
+	v.reauthorize = snap.reauthorizeBy()
 	return v
 }
 

@@ -69,6 +69,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 	if st == nil {
 		st = &tokenState{}
 	}
+	lastErr, lastErrAt := snap.lastError()
 	data := map[string]any{
 		"provider":                 string(snap.settings.provider),
 		"token_cached":             st.usableFor(now, 0),
@@ -81,17 +82,17 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		"failures":                 snap.failures,
 		"consecutive_failures":     snap.failing,
 		"last_success_at":          timeOrEmpty(snap.lastSuccessAt),
-		"last_error_at":            timeOrEmpty(snap.lastErrAt),
+		"last_error_at":            timeOrEmpty(lastErrAt),
 		"last_error":               "",
 		"backoff_until":            timeOrEmpty(snap.holdsBack(now, true)),
 		"expires_at":               timeOrEmpty(st.ExpiresAt),
 		"issued_at":                timeOrEmpty(st.IssuedAt),
 		"refresh_token_expires_at": timeOrEmpty(st.RefreshExpiresAt),
-		"reauthorize_by":           timeOrEmpty(snap.reauthorizeBy),
+		"reauthorize_by":           timeOrEmpty(snap.reauthorizeBy()),
 		"healthy":                  !st.NeedsRefreshToken && snap.failing == 0 && !snap.dirty && !snap.reauthorizeDue(now),
 	}
-	if snap.lastErr != nil {
-		data["last_error"] = snap.lastErr.Error()
+	if lastErr != nil {
+		data["last_error"] = lastErr.Error()
 	}
 	if !st.ExpiresAt.IsZero() {
 		data["expires_in_seconds"] = int64(st.ExpiresAt.Sub(now).Seconds())

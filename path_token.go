@@ -140,14 +140,15 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if warning != "" {
 		resp.AddWarning(warning)
 	} else if snap.failing > 0 {
-		resp.AddWarning(fmt.Sprintf("the last refresh failed at %s: %v", snap.lastErrAt.UTC().Format(time.RFC3339), snap.lastErr))
+		lastErr, at := snap.lastError()
+		resp.AddWarning(fmt.Sprintf("the last refresh failed at %s: %v", at.UTC().Format(time.RFC3339), lastErr))
 	}
 	if left := snap.state.ExpiresAt.Sub(now); w.minTTL > left {
 		resp.AddWarning(fmt.Sprintf("min_ttl %s is more than the provider's tokens live; this token has %s left", w.minTTL, left.Truncate(time.Second)))
 	}
 	if snap.reauthorizeDue(now) {
 		resp.AddWarning(fmt.Sprintf("the refresh token of %q expires at %s and its config cannot mint without one: write a new refresh_token to config/%s before then",
-			name, snap.reauthorizeBy.UTC().Format(time.RFC3339), name))
+			name, snap.reauthorizeBy().UTC().Format(time.RFC3339), name))
 	}
 	return resp, nil
 }
@@ -170,8 +171,8 @@ func credsResponse(snap *snapshot, now time.Time) *logical.Response {
 	if v.scopes != nil {
 		data["scopes"] = v.scopes
 	}
-	if v.permissions != nil {
-		data["permissions"], data["repositories"] = v.permissions, v.repositories
+	if v.github != nil {
+		data["permissions"], data["repositories"] = v.github.permissions, v.github.repositories
 	}
 	return &logical.Response{Data: data}
 }

@@ -29,31 +29,38 @@ type snapshot struct {
 	// view holds the creds response values fixed by state, boxed once per
 	// snapshot so a cached read only assembles the map.
 	view credsView
-	// reauthorizeBy: when an operator must write a new refresh token, for a
-	// chain that cannot mint and whose refresh token's expiry is known.
-	reauthorizeBy time.Time
 	health
 	// counters are the name's metrics counters, shared by all its snapshots.
 	counters *nameCounters
 }
 
-// reauthorizeNotice is how long before reauthorizeBy reads warn and status
+// reauthorizeNotice is how long before reauthorizeBy() reads warn and status
 // turns unhealthy.
 const reauthorizeNotice = 7 * 24 * time.Hour
 
 // credsView is the part of a creds response that one token state fixes.
 type credsView struct {
 	accessToken, tokenType, expiresAt, expiresAtSeconds, rotationPeriod, scopes any
-	permissions, repositories                                                   any // GitHub's; nil when not said
+	github                                                                      *githubView // nil but for GitHub's tokens
 }
+
+// githubView is what a GitHub installation token may do, and where.
+type githubView struct{ permissions, repositories any }
+
+// boxedTokenTypes are the usual token types, boxed once for every chain.
+var boxedTokenTypes = map[string]any{"Bearer": "Bearer", "bearer": "bearer"}
 
 func newCredsView(st *tokenState) credsView {
 	if st == nil {
 		return credsView{}
 	}
+	tokenType, ok := boxedTokenTypes[st.TokenType]
+	if !ok {
+		tokenType = st.TokenType
+	}
 	v := credsView{
 		accessToken:      st.AccessToken,
-		tokenType:        st.TokenType,
+		tokenType:        tokenType,
 		expiresAt:        st.ExpiresAt.UTC().Format(time.RFC3339),
 		expiresAtSeconds: st.ExpiresAt.Unix(),
 		rotationPeriod:   int64(st.lifetime().Seconds()),
@@ -62,7 +69,7 @@ func newCredsView(st *tokenState) credsView {
 		v.scopes = st.Scopes
 	}
 	if st.Permissions != nil {
-		v.permissions, v.repositories = st.Permissions, nonNil(st.Repositories)
+		v.github = &githubView{st.Permissions, nonNil(st.Repositories)}
 	}
 	return v
 }
@@ -102,10 +109,16 @@ func (s *snapshot) published() *snapshot {
 // derive computes what follows from the settings and state, once per snapshot.
 func (s *snapshot) derive() {
 	s.view = newCredsView(s.state)
-	s.reauthorizeBy = time.Time{}
+}
+
+// reauthorizeBy is when an operator must write a new refresh token, for a
+// chain that cannot mint and whose refresh token's expiry is known (the zero
+// time: not known, or no need).
+func (s *snapshot) reauthorizeBy() time.Time {
 	if s.state != nil && s.state.RefreshToken != "" && !s.canMint() {
-		s.reauthorizeBy = s.state.RefreshExpiresAt
+		return s.state.RefreshExpiresAt
 	}
+	return time.Time{}
 }
 
 // with returns a copy of s changed by change.
@@ -124,7 +137,8 @@ func (s *snapshot) with(change func(*snapshot)) *snapshot {
 // reauthorizeDue reports whether an operator must soon write a new refresh
 // token: the chain cannot mint and its refresh token expires within the notice.
 func (s *snapshot) reauthorizeDue(now time.Time) bool {
-	return !s.reauthorizeBy.IsZero() && now.After(s.reauthorizeBy.Add(-reauthorizeNotice))
+	by := s.reauthorizeBy()
+	return !by.IsZero() && now.After(by.Add(-reauthorizeNotice))
 }
 
 // withState returns a copy of s holding st.
@@ -141,7 +155,8 @@ func (s *snapshot) refreshDueAt(delay time.Duration) time.Time {
 		return time.Time{}
 	}
 	due := s.state.refreshAt(s.settings.refreshAhead).Add(delay)
-	for _, until := range []time.Time{s.backoffUntil, s.notBefore} {
+	backoffUntil, notBefore := s.waits()
+	for _, until := range []time.Time{backoffUntil, notBefore} {
 		if until.After(due) {
 			due = until
 		}

@@ -123,7 +123,30 @@ func loadState(ctx context.Context, s logical.Storage, name string) (*tokenState
 	if err := entry.DecodeJSON(st); err != nil {
 		return nil, fmt.Errorf("decode token state %q: %w", name, err)
 	}
+	st.internStrings()
 	return st, nil
+}
+
+// sharedStrings are values that every chain's state holds alike: the token
+// types and grants. A state just decoded or built points at these instead of
+// keeping its own copy (some 40 bytes a chain at 100 000 chains).
+var sharedStrings = func() map[string]string {
+	m := map[string]string{"Bearer": "Bearer", "bearer": "bearer"}
+	for _, g := range []provider.Grant{provider.GrantClientCredentials, provider.GrantRefreshToken, provider.GrantAPIKey,
+		provider.GrantAuthorizationCode, provider.GrantDeviceCode, provider.GrantInstallationToken, provider.GrantJWTBearer} {
+		m[string(g)] = string(g)
+	}
+	return m
+}()
+
+// internStrings makes a new state (not yet shared) use sharedStrings.
+func (s *tokenState) internStrings() {
+	if v, ok := sharedStrings[s.TokenType]; ok {
+		s.TokenType = v
+	}
+	if v, ok := sharedStrings[string(s.Grant)]; ok {
+		s.Grant = provider.Grant(v)
+	}
 }
 
 // writeState stores st, or deletes the entry when st is nil.
