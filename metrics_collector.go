@@ -97,9 +97,11 @@ func viewOf(c *nameCounters, snap *snapshot) nameView {
 	v.loaded = true
 	st := snap.state
 	if st == nil {
+		// No chain yet: nothing is lost. A config that can only be
+		// connected by a user waits for its first authorization; that is
+		// no alert.
 		st = &tokenState{}
-	}
-	if st.NeedsRefreshToken || (st.RefreshToken == "" && !snap.settings.canMint) {
+	} else if st.NeedsRefreshToken || (st.RefreshToken == "" && !snap.canMint()) {
 		v.needsReauth = 1
 	}
 	if snap.failing > 0 {

@@ -211,6 +211,25 @@ func TestMetricsChainThatCannotMint(t *testing.T) {
 	}
 }
 
+// A config that only a user can connect is not an alert before its first
+// authorization; once connected and then lost, it is.
+func TestMetricsNeedsReauthorizationOnlyOnceConnected(t *testing.T) {
+	e := newEnv(t)
+	e.userConfig("u", map[string]any{"provider": "google"}) // Google's preset has no grant that mints for the client itself
+	expectSeries(t, scrapeSeries(e), map[string]float64{`tokenbroker_chain_needs_reauthorization{name="u"}`: 0})
+
+	e.connect("u")
+	e.token("u")
+	expectSeries(t, scrapeSeries(e), map[string]float64{`tokenbroker_chain_needs_reauthorization{name="u"}`: 0})
+
+	e.fake.RefuseRefreshes(1, fakeprovider.RefuseInvalidGrant)
+	e.clock.Add(2 * time.Hour)
+	if _, err := e.creds("u", nil); err == nil {
+		t.Fatal("a connected chain the provider refused served a token")
+	}
+	expectSeries(t, scrapeSeries(e), map[string]float64{`tokenbroker_chain_needs_reauthorization{name="u"}`: 1})
+}
+
 // Reads that join another caller's upstream call count as waiters; the
 // caller that made the call does not.
 func TestMetricsSingleflightWaiters(t *testing.T) {
