@@ -52,7 +52,9 @@ func (b *backend) beginDevice(ctx context.Context, s logical.Storage, name, who 
 	}
 	ep := snap.cfg.endpoint()
 	callCtx, cancel := context.WithTimeout(b.ctx, snap.cfg.Timeout)
+	start := time.Now()
 	da, err := (&provider.Client{HTTP: snap.client}).StartDevice(callCtx, ep)
+	b.metrics.providerCall(b.counters(name), requestDeviceAuthorization, time.Since(start), err, callCtx.Err())
 	cancel()
 	if err != nil {
 		b.providerLog.Warn("device authorization request failed", "name", name, "error", err)

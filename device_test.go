@@ -126,6 +126,11 @@ func TestDeviceApprovedConnects(t *testing.T) {
 	if status["connected_at"] == "" {
 		t.Fatalf("connected_at empty after a device authorization: %v", status)
 	}
+	expectSeries(t, scrapeSeries(e), map[string]float64{ // every request to the provider is counted
+		`tokenbroker_provider_requests_total{error="none",grant="device_authorization",name="u",outcome="success"}`:                                          1,
+		`tokenbroker_provider_requests_total{error="authorization_pending",grant="urn:ietf:params:oauth:grant-type:device_code",name="u",outcome="refused"}`: 2,
+		`tokenbroker_provider_requests_total{error="none",grant="urn:ietf:params:oauth:grant-type:device_code",name="u",outcome="success"}`:                  1,
+	})
 }
 
 func TestDeviceDecisions(t *testing.T) {

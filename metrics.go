@@ -123,6 +123,14 @@ func newMetrics() *metrics {
 	return m
 }
 
+// Provider requests that are not token grants, as the grant label of
+// provider_requests_total and provider_request_duration_seconds names them.
+const (
+	requestDeviceAuthorization provider.Grant = "device_authorization"
+	requestInstallationLookup  provider.Grant = "installation_lookup"
+	requestRevocation          provider.Grant = "revocation"
+)
+
 // providerCall counts one provider request of a name (on its counters c)
 // and its duration. ctxErr is the call's context error, telling a timeout
 // from another failure.
@@ -161,12 +169,14 @@ func outcomeOf(err error) string {
 }
 
 // oauthErrorCodes are the error codes the error label carries as they are
-// (RFC 6749 §5.2, RFC 6750 §3.1, and the two server-side ones). Any other
-// code becomes its HTTP status class, so the label has a few values only.
+// (RFC 6749 §5.2, RFC 6750 §3.1, the two server-side ones, and a device
+// poll's answers, RFC 8628 §3.5). Any other code becomes its HTTP status
+// class, so the label has a few values only.
 var oauthErrorCodes = map[string]bool{
 	"invalid_request": true, "invalid_client": true, "invalid_grant": true, "unauthorized_client": true,
 	"unsupported_grant_type": true, "invalid_scope": true, "invalid_token": true,
 	"server_error": true, "temporarily_unavailable": true,
+	provider.DevicePending: true, provider.DeviceSlowDown: true, provider.DeviceDenied: true, provider.DeviceExpired: true,
 }
 
 // errorLabel is the error label of a provider request: none, a standard

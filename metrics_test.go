@@ -220,7 +220,10 @@ func TestMetricsNeedsReauthorizationOnlyOnceConnected(t *testing.T) {
 
 	e.connect("u")
 	e.token("u")
-	expectSeries(t, scrapeSeries(e), map[string]float64{`tokenbroker_chain_needs_reauthorization{name="u"}`: 0})
+	expectSeries(t, scrapeSeries(e), map[string]float64{
+		`tokenbroker_chain_needs_reauthorization{name="u"}`:                                                       0,
+		`tokenbroker_provider_requests_total{error="none",grant="authorization_code",name="u",outcome="success"}`: 1,
+	})
 
 	e.fake.RefuseRefreshes(1, fakeprovider.RefuseInvalidGrant)
 	e.clock.Add(2 * time.Hour)

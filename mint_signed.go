@@ -41,7 +41,9 @@ func (b *backend) findInstallation(ctx context.Context, name string, snap *snaps
 	}
 	callCtx, cancel := context.WithTimeout(ctx, snap.cfg.Timeout)
 	defer cancel()
+	start := time.Now()
 	id, err := (&provider.Client{HTTP: snap.client}).FindInstallation(callCtx, ep)
+	b.metrics.providerCall(b.counters(name), requestInstallationLookup, time.Since(start), err, callCtx.Err())
 	if err != nil {
 		b.providerLog.Warn("looking up the GitHub App installation failed", "name", name, "owner", ep.Installation.Owner, "error", err)
 		return snap, err
@@ -107,7 +109,10 @@ func (b *backend) revokeEvicted(ctx context.Context, name string, snap *snapshot
 	}
 	ctx, cancel := context.WithTimeout(ctx, min(snap.cfg.Timeout, revokeTimeout))
 	defer cancel()
-	if err := (&provider.Client{HTTP: snap.client}).Revoke(ctx, ep, evicted.AccessToken); err != nil {
+	start := time.Now()
+	err := (&provider.Client{HTTP: snap.client}).Revoke(ctx, ep, evicted.AccessToken)
+	b.metrics.providerCall(b.counters(name), requestRevocation, time.Since(start), err, ctx.Err())
+	if err != nil {
 		b.providerLog.Warn("revoking the evicted token failed; it expires on its own", "name", name, "error", err)
 		resp := &logical.Response{}
 		resp.AddWarning("the evicted token could not be revoked at the provider (it expires on its own): " + err.Error())

@@ -227,11 +227,13 @@ func (b *backend) connectCall(name string, snap *snapshot, grant provider.Grant,
 	defer cancel()
 	start := time.Now()
 	tok, err := call(ctx, &provider.Client{HTTP: snap.client})
+	latency := time.Since(start)
+	b.metrics.providerCall(b.counters(name), grant, latency, err, ctx.Err())
 	if err != nil {
-		b.providerLog.Warn("provider call failed", "name", name, "grant", grant, "latency", time.Since(start), "error", err)
+		b.providerLog.Warn("provider call failed", "name", name, "grant", grant, "latency", latency, "error", err)
 		return nil, err
 	}
-	b.providerLog.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", time.Since(start))
+	b.providerLog.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", latency)
 	return tok, nil
 }
 

@@ -126,4 +126,9 @@ func TestGitHubInstallationFoundOnceAndRevoked(t *testing.T) {
 	if resp == nil || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "could not be revoked") {
 		t.Errorf("evicting an expired token: response %v, want one warning that it could not be revoked", resp)
 	}
+	expectSeries(t, scrapeSeries(e), map[string]float64{ // the lookup and revocations are provider requests too
+		`tokenbroker_provider_requests_total{error="none",grant="installation_lookup",name="gh",outcome="success"}`: 1,
+		`tokenbroker_provider_requests_total{error="none",grant="revocation",name="gh",outcome="success"}`:          1,
+		`tokenbroker_provider_requests_total{error="http_4xx",grant="revocation",name="gh",outcome="refused"}`:      1,
+	})
 }
