@@ -59,18 +59,21 @@ func (b *backend) renew(ctx context.Context, name string, snap *snapshot) (*snap
 }
 
 // spent reports whether a failed refresh leaves its token unusable: the
-// provider refused it, or may have consumed it without answering.
+// provider refused it, or may have consumed it without answering. A refused
+// client (invalid_client) did not get as far as the token (client_rotation.go).
 func spent(err error) bool {
 	var pe *provider.Error
-	return errors.As(err, &pe) && (pe.Class == provider.Refused || pe.Class == provider.Lost)
+	return errors.As(err, &pe) && (pe.Class == provider.Refused || pe.Class == provider.Lost) && !clientRefused(err)
 }
 
 // refresh sends the held refresh token, at most once (twice inside the
-// config's refresh_reuse_grace when the first answer was lost). A token the
-// provider said has expired is not sent. Storage is read before sending and
-// again when the provider refuses: a newer chain stored there (by another
-// node) is used once instead of sending a stale token or declaring the chain
-// dead. *snapp is updated to what was published.
+// config's refresh_reuse_grace when the first answer was lost; again with
+// the config's next client credential when the provider refused the client,
+// which spent nothing: client_rotation.go). A token the provider said has
+// expired is not sent. Storage is read before sending and again when the
+// provider refuses: a newer chain stored there (by another node) is used
+// once instead of sending a stale token or declaring the chain dead. *snapp
+// is updated to what was published.
 func (b *backend) refresh(ctx context.Context, name string, snapp **snapshot, ep *provider.Endpoint) (*provider.Token, error) {
 	grace := (*snapp).cfg.RefreshReuseGrace
 	adopt := func() bool {
@@ -82,6 +85,8 @@ func (b *backend) refresh(ctx context.Context, name string, snapp **snapshot, ep
 		return newer != nil
 	}
 	adopted := adopt()
+	var alts []altClient // further client credentials, listed on the first invalid_client
+	var promote func(context.Context, *backend, string, *snapshot) *snapshot
 	for {
 		st := (*snapp).state
 		now := b.now()
@@ -96,8 +101,21 @@ func (b *backend) refresh(ctx context.Context, name string, snapp **snapshot, ep
 		tok, err := b.sendRefresh(ctx, name, snapp, ep)
 		var pe *provider.Error
 		switch {
+		case err == nil && promote != nil:
+			*snapp = promote(ctx, b, name, *snapp)
+			return tok, nil
 		case err == nil || !errors.As(err, &pe):
 			return tok, err
+		case clientRefused(err):
+			if promote == nil {
+				alts = b.altClients(*snapp, ep)
+			}
+			if len(alts) == 0 {
+				return tok, err
+			}
+			b.refreshLog.Warn("the provider refused the client; refreshing with the config's next client credential", "name", name, "error", err)
+			ep, promote, alts = alts[0].ep, alts[0].promote, alts[1:]
+			continue
 		case pe.Class == provider.Lost && (*snapp).state.mayResend(b.now(), grace):
 			b.refreshLog.Warn("refresh answer lost; resending the same token once, within refresh_reuse_grace", "name", name, "error", err)
 			continue
@@ -195,18 +213,6 @@ func (b *backend) mint(ctx context.Context, name string, snap *snapshot, ep *pro
 func lostQuickly(err error) bool {
 	var pe *provider.Error
 	return errors.As(err, &pe) && pe.Status == 0 && pe.Class != provider.Refused && !errors.Is(err, context.DeadlineExceeded)
-}
-
-// promoteSecret saves the config with secret tried first. Failing to save is
-// not fatal: the old order still works, one refused attempt later.
-func (b *backend) promoteSecret(ctx context.Context, name string, snap *snapshot, secret string) *snapshot {
-	cfg := snap.cfg.withSecretFirst(secret)
-	if err := writeConfig(ctx, b.storage, name, cfg); err != nil {
-		b.refreshLog.Warn("a later client secret worked but the new order was not saved", "name", name, "error", err)
-		return snap
-	}
-	b.refreshLog.Info("the provider refused the first client secret; a later one worked and is now tried first", "name", name)
-	return snap.with(func(n *snapshot) { n.cfg = cfg })
 }
 
 // exchange makes one provider call within the config's timeout. An error

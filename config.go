@@ -149,11 +149,13 @@ func (c *providerConfig) withSecretFirst(secret string) *providerConfig {
 	return &next
 }
 
-// sameCredentials reports whether tokens minted under c are still those o would mint.
+// sameCredentials reports whether tokens minted under c are still those o
+// would mint: the same client at the same provider. Its client secrets are
+// not compared, as its signing keys are not: a rotated secret authenticates
+// the same client, whose chains and tokens stay good.
 func (c *providerConfig) sameCredentials(o *providerConfig) bool {
 	return c.Provider == o.Provider && c.TokenURL == o.TokenURL && c.RefreshURL == o.RefreshURL &&
-		c.ClientID == o.ClientID && slices.Equal(c.secrets(), o.secrets()) && c.APIKey == o.APIKey &&
-		c.sameSigner(&o.signingConfig)
+		c.ClientID == o.ClientID && c.APIKey == o.APIKey && c.sameSigner(&o.signingConfig)
 }
 
 // sameTokenShape reports whether an access token minted under c fits o's request.

@@ -61,7 +61,7 @@ func (b *backend) findInstallation(ctx context.Context, name string, snap *snaps
 
 // mintWithNextKey mints with the next key after the provider refused the
 // current one (refused). If the provider takes it, it was registered there:
-// it is promoted, and the previous key stays published a while.
+// it is promoted (client_rotation.go).
 func (b *backend) mintWithNextKey(ctx context.Context, name string, snap *snapshot, refused error) (*snapshot, obtained, error) {
 	ep := snap.cfg.endpointWith(snap.cfg.keys.pending())
 	ep.Now = b.now
@@ -71,17 +71,7 @@ func (b *backend) mintWithNextKey(ctx context.Context, name string, snap *snapsh
 		b.refreshLog.Warn("the provider refused the current signing key and the next one", "name", name, "error", err)
 		return snap, obtained{}, refused
 	}
-	ring, err := snap.cfg.keys.promoted(b.now(), ep.AssertionTTL())
-	if err == nil {
-		err = writeKeyRing(ctx, b.storage, name, ring)
-	}
-	if err != nil {
-		b.refreshLog.Warn("the next signing key worked but its promotion was not saved; it is tried again next time", "name", name, "error", err)
-		return snap, obtained{tok, grant}, nil
-	}
-	b.refreshLog.Info("the provider refused the current signing key and accepted the next: the next key is now current",
-		"name", name, "key_id", ring.current.kid)
-	return snap.with(func(n *snapshot) { n.cfg = n.cfg.withKeys(ring) }), obtained{tok, grant}, nil
+	return b.promoteKey(ctx, name, snap, ep), obtained{tok, grant}, nil
 }
 
 // withKeys returns a copy of c holding ring.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -130,11 +131,18 @@ func TestConfigChanges(t *testing.T) {
 
 	e.fake.AddClient(testClientID, "rotated-secret")
 	e.mustDo(logical.UpdateOperation, "config/x", map[string]any{"client_secret": "rotated-secret"})
-	if third := e.token("x"); third == second {
-		t.Fatalf("token after a credential change = %q, the old one; want the state dropped", third)
+	expect(t, "token after a new client secret (the same client)", e.token("x"), second)
+	e.clock.Add(2 * time.Hour)
+	if third := e.token("x"); third == second || !e.fake.Valid(third) {
+		t.Fatalf("token after expiry = %q (valid %v), want a new valid one", third, e.fake.Valid(third))
 	}
-	expect(t, "client_credentials grants after a credential change (new chain)", e.fake.Grants("client_credentials"), 2)
-	expect(t, "refresh grants", e.fake.Grants("refresh_token"), 1)
+	expect(t, "refresh grants after a new client secret (chain kept, sent with it)", e.fake.Grants("refresh_token"), 2)
+	expect(t, "client_credentials grants", e.fake.Grants("client_credentials"), 1)
+
+	e.mustDo(logical.UpdateOperation, "config/x", map[string]any{"client_id": "other-client"})
+	e.fake.AddClient("other-client", "rotated-secret")
+	e.token("x")
+	expect(t, "client_credentials grants after a new client id (new chain)", e.fake.Grants("client_credentials"), 2)
 }
 
 func TestConfigDeleteRemovesEverything(t *testing.T) {

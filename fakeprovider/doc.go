@@ -24,7 +24,8 @@
 // no x5t#S256 for Microsoft): a GitHub App's installation tokens under
 // PathGitHubAPI (github.go), Google's service account grant (google.go),
 // Salesforce's JWT bearer flow (salesforce.go), Microsoft's certificate
-// credentials (microsoft.go) and Okta's service apps (okta.go);
+// credentials (microsoft.go), Okta's service apps (okta.go), and oauth2's
+// private_key_jwt client authentication (RFC 7523 §2.2) at /oauth2/token;
 //
 // plus GET /api/whoami, a protected resource that answers 200 for a valid
 // "Authorization: Bearer <access token>" and 401 otherwise, so end-to-end tests

@@ -76,6 +76,7 @@ func startSigned(t *testing.T) (*Server, *http.Client) {
 	s.AddAssertionKey("consumer-key", "", &jwtRSA.PublicKey)
 	s.AddSalesforceUser("consumer-key", "user@acme.com")
 	s.AddAssertionKey("0oa-okta", "", &jwtEC.PublicKey)
+	s.AddAssertionKey("oauth2-client", "", &jwtRSA.PublicKey)
 	if err := s.AddAssertionCertificate("ms-client", jwtCert); err != nil {
 		t.Fatal(err)
 	}
@@ -110,6 +111,15 @@ func TestSignedDialectsRejectWhatTheRealServiceRejects(t *testing.T) {
 		return url.Values{"grant_type": {"client_credentials"}, "scope": {"okta.users.read"},
 			"client_assertion_type": {clientAssertionType}, "client_assertion": {signed(t, key, alg, nil, claims("0oa-okta", "0oa-okta", oktaURL, edit))}}
 	}
+	oauth2URL := s.URL() + "/oauth2/token"
+	oauth2 := func(key crypto.Signer, edit map[string]any, extra url.Values) url.Values {
+		v := url.Values{"grant_type": {"client_credentials"},
+			"client_assertion_type": {clientAssertionType}, "client_assertion": {signed(t, key, jose.RS256, nil, claims("oauth2-client", "oauth2-client", oauth2URL, edit))}}
+		for k, vs := range extra {
+			v[k] = vs
+		}
+		return v
+	}
 	future := jwtNow.Add(time.Minute).Unix()
 	reused := okta(jwtEC, jose.ES256, map[string]any{"jti": "once"})
 	cases := []struct {
@@ -141,6 +151,10 @@ func TestSignedDialectsRejectWhatTheRealServiceRejects(t *testing.T) {
 		{"okta: exp more than an hour ahead", oktaURL, okta(jwtEC, jose.ES256, map[string]any{"exp": jwtNow.Add(61 * time.Minute).Unix()}), 401, "invalid_client"},
 		{"okta: iss is not sub", oktaURL, okta(jwtEC, jose.ES256, map[string]any{"sub": "someone"}), 401, "invalid_client"},
 		{"okta: PS256 is not taken", oktaURL, okta(jwtRSA, jose.PS256, nil), 401, "invalid_client"},
+		{"oauth2 private_key_jwt: accepted", oauth2URL, oauth2(jwtRSA, nil, nil), 200, ""},
+		{"oauth2 private_key_jwt: another key's signature", oauth2URL, oauth2(jwtOther, nil, nil), 401, "invalid_client"},
+		{"oauth2 private_key_jwt: aud of another endpoint", oauth2URL, oauth2(jwtRSA, map[string]any{"aud": oktaURL}, nil), 401, "invalid_client"},
+		{"oauth2 private_key_jwt: and a client_secret too", oauth2URL, oauth2(jwtRSA, nil, url.Values{"client_id": {"oauth2-client"}, "client_secret": {"s"}}), 400, "invalid_request"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // oauth2Token is the RFC 6749 §5.1 success body.
@@ -31,7 +34,8 @@ func oauthError(w http.ResponseWriter, status int, code, description string, bas
 
 // handleOAuth2 serves POST /oauth2/token: RFC 6749 §4.4 client credentials
 // and §6 refresh, with a form body and client authentication by HTTP Basic
-// (§2.3.1) or by client_id and client_secret in the body, never both.
+// (§2.3.1), by client_id and client_secret in the body, or by a client
+// assertion (private_key_jwt), never two of them.
 func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 	r := x.r
 	if r.Method != http.MethodPost {
@@ -64,7 +68,13 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 		return
 	}
 
-	clientID, basic, ok := s.authenticateOAuth2(w, r, form)
+	var clientID string
+	var basic, ok bool
+	if form.Has("client_assertion_type") || form.Has("client_assertion") {
+		clientID, ok = s.oauth2ClientAssertion(w, x, form)
+	} else {
+		clientID, basic, ok = s.authenticateOAuth2(w, r, form)
+	}
 	if !ok {
 		return
 	}
@@ -133,6 +143,20 @@ func (s *Server) authenticateOAuth2(w http.ResponseWriter, r *http.Request, form
 		return "", false, false
 	}
 	return id, false, true
+}
+
+// oauth2ClientAssertion authenticates a private_key_jwt client (RFC 7523
+// §2.2, https://datatracker.ietf.org/doc/html/rfc7523#section-2.2), as
+// generic authorization servers offer it (OpenID Connect Core §9): a JWT
+// signed by a key registered with AddAssertionKey under the client id, no
+// other method beside it (RFC 6749 §2.3). false when it has answered.
+func (s *Server) oauth2ClientAssertion(w http.ResponseWriter, x *exchange, form url.Values) (string, bool) {
+	if x.r.Header.Get("Authorization") != "" || form.Has("client_secret") {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "the client used more than one authentication method", false)
+		return "", false
+	}
+	return s.clientAssertion(w, x, form, jwtRules{algs: []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256}, ahead: time.Hour},
+		"no key of the client matches the client_assertion")
 }
 
 func writeOAuth2Token(w http.ResponseWriter, out issued, tokenType string) {
