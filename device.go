@@ -152,7 +152,7 @@ func (b *backend) pollOnce(name, code string) (slowDown bool) {
 	switch {
 	case err == nil:
 		end("connected")
-		if err := b.connect(ctx, name, snap, obtained{tok, provider.GrantDeviceCode}, p.RequestedBy); err != nil {
+		if err := b.connect(ctx, name, snap, obtained{tok, provider.GrantDeviceCode}, connection{By: p.RequestedBy}); err != nil {
 			b.refreshLog.Error("device authorization", "name", name, "error", err)
 		}
 	case errors.As(err, &pe) && pe.Code == provider.DevicePending:
@@ -218,9 +218,10 @@ func deleteAuthorizations(ctx context.Context, s logical.Storage, name string) e
 
 // pendingStatus adds name's pending authorization and connection to status data.
 func (b *backend) pendingStatus(ctx context.Context, s logical.Storage, name string, snap *snapshot, data map[string]any) error {
-	data["connected_at"], data["connected_by"] = "", ""
+	data["connected_at"], data["connected_by"], data["authorization_params"] = "", "", map[string]string{}
 	if st := snap.state; st != nil && st.Connected != nil {
 		data["connected_at"], data["connected_by"] = timeOrEmpty(st.Connected.At), st.Connected.By
+		data["authorization_params"] = nonNilMap(st.Connected.Params)
 	}
 	data["pending_authorization"], data["pending_authorization_expires_at"] = "", ""
 	var code pendingCode

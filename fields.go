@@ -2,6 +2,7 @@ package tokenbroker
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -82,4 +83,10 @@ func timeOrEmpty(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// withFieldSchemas returns base with more's fields added.
+func withFieldSchemas(base, more map[string]*framework.FieldSchema) map[string]*framework.FieldSchema {
+	maps.Copy(base, more)
+	return base
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
@@ -37,6 +38,31 @@ const (
 type connection struct {
 	At time.Time `json:"at"`
 	By string    `json:"by,omitempty"`
+	// Params: what the provider's redirect carried that the app needs to
+	// call its API (Intuit's realmId); creds reads show them.
+	Params map[string]string `json:"params,omitempty"`
+}
+
+// redirectParamFields are the fields of the callback and of a pasted code
+// that carry a provider's redirect parameters (provider.AllRedirectParams).
+func redirectParamFields() map[string]*framework.FieldSchema {
+	out := map[string]*framework.FieldSchema{}
+	for _, p := range provider.AllRedirectParams() {
+		out[p] = &framework.FieldSchema{Type: framework.TypeString, Query: true,
+			Description: "Sent back by the provider with the code, for the app (Intuit's realmId: the company connected); creds/<name> shows it."}
+	}
+	return out
+}
+
+// redirectParams reads the redirect parameters from d.
+func redirectParams(d *framework.FieldData) map[string]string {
+	out := map[string]string{}
+	for _, p := range provider.AllRedirectParams() {
+		if v, _, _ := field[string](d, p); v != "" {
+			out[p] = v
+		}
+	}
+	return out
 }
 
 // pendingCode is a browser authorization awaiting its code. The state itself
@@ -163,8 +189,12 @@ func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, nam
 	return authURL, state, expires, nil
 }
 
-// codeAnswer is what the provider sent back with the user: a code, or an error.
-type codeAnswer struct{ code, errCode, errDescription string }
+// codeAnswer is what the provider sent back with the user: a code (and the
+// redirect parameters the dialect names), or an error.
+type codeAnswer struct {
+	code, errCode, errDescription string
+	params                        map[string]string
+}
 
 // finishAuthorization completes name's pending browser authorization. The
 // state must be the latest one issued for name; it is burnt (deleted) before
@@ -217,7 +247,16 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 		b.recordOutcome(name, "the code exchange failed: "+err.Error())
 		return logical.CodedError(http.StatusBadGateway, fmt.Sprintf("the provider refused the code of %s (the chain is unchanged): %v", name, err))
 	}
-	return b.connect(ctx, name, snap, obtained{tok, provider.GrantAuthorizationCode}, p.RequestedBy)
+	var params map[string]string
+	for _, k := range ep.RedirectParams() {
+		if v := cleanText(a.params[k]); v != "" {
+			if params == nil {
+				params = map[string]string{}
+			}
+			params[k] = v
+		}
+	}
+	return b.connect(ctx, name, snap, obtained{tok, provider.GrantAuthorizationCode}, connection{By: p.RequestedBy, Params: params})
 }
 
 // connectCall makes one provider call that may start a chain, within the config's
@@ -238,11 +277,14 @@ func (b *backend) connectCall(name string, snap *snapshot, grant provider.Grant,
 }
 
 // connect makes tok the start of name's chain, replacing whatever chain it
-// had, and persists it. Callers hold the name's lock.
-func (b *backend) connect(ctx context.Context, name string, snap *snapshot, tok obtained, by string) error {
+// had, and persists it; conn says who connected it and with what (its time
+// is set here). Callers hold the name's lock.
+func (b *backend) connect(ctx context.Context, name string, snap *snapshot, tok obtained, conn connection) error {
 	now := b.now()
+	by := conn.By
 	st := snap.newState(tok, now)
-	st.Connected = &connection{At: now, By: by}
+	conn.At = now
+	st.Connected = &conn
 	next := snap.with(func(n *snapshot) {
 		n.state = st
 		n.health = n.health.cleared().succeeded(tok.grant, now)

@@ -14,11 +14,11 @@ func pathAuthorize(b *backend) []*framework.Path {
 		// Before authorize/<name>: paths match in order, and a name never holds '/'.
 		Pattern:      "authorize/(?P<name>[^/]+)/code$",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationVerb: "complete", OperationSuffix: "authorization"},
-		Fields: map[string]*framework.FieldSchema{
+		Fields: withFieldSchemas(map[string]*framework.FieldSchema{
 			"name":  {Type: framework.TypeString, Description: "Name of the config being authorized."},
 			"code":  {Type: framework.TypeString, Description: "The code the provider gave the user.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 			"state": {Type: framework.TypeString, Description: "The state authorize/<name> returned.", DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
-		},
+		}, redirectParamFields()),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: &framework.PathOperation{
 				Callback:                    b.pathAuthorizeCode,
@@ -91,7 +91,7 @@ func (b *backend) pathAuthorizeCode(ctx context.Context, req *logical.Request, d
 	if stateName(state) != name {
 		return logical.ErrorResponse("this state was not issued for %q; nothing was changed", name), nil
 	}
-	if err := b.finishAuthorization(ctx, req.Storage, name, state, codeAnswer{code: code}); err != nil {
+	if err := b.finishAuthorization(ctx, req.Storage, name, state, codeAnswer{code: code, params: redirectParams(d)}); err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]any{"connected": true}}, nil

@@ -5,6 +5,7 @@ package tokenbroker
 
 import (
 	"context"
+	"maps"
 	"net/url"
 	"strings"
 	"testing"
@@ -265,5 +266,50 @@ func TestDeletingAConfigDropsItsPendingAuthorizations(t *testing.T) {
 	e.userConfig("u", nil)
 	if status, page := e.callback(e.approve(authURL)); status != 400 || !strings.Contains(page, "unknown, already used, or replaced") {
 		t.Fatalf("callback of an authorization of the deleted config = %d %q, want it refused", status, page)
+	}
+}
+
+// TestIntuitRealmIDIsKept: Intuit sends the connected company's realmId with
+// the code, and an app needs it for every API call: it is kept with the
+// chain and shown by creds and status, whether the callback received it or
+// the user pasted it with the code. Dialects that send nothing such get
+// nothing, and a realmId sent to them is ignored.
+func TestIntuitRealmIDIsKept(t *testing.T) {
+	cases := []struct {
+		name, provider string
+		paste          bool
+		want           map[string]string
+	}{
+		{"intuit, by the callback", "intuit", false, map[string]string{"realmId": "9130357"}},
+		{"intuit, pasted with the code", "intuit", true, map[string]string{"realmId": "9130357"}},
+		{"another provider", "oauth2", false, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.userConfig("q", map[string]any{"provider": tc.provider, "pkce": "off", "auth_style": "basic"})
+			authURL, state := e.authorize("q")
+			back := e.approve(authURL)
+			back.Set("realmId", "9130357") // as Intuit's redirect carries it
+			if tc.paste {
+				e.mustDo(logical.UpdateOperation, "authorize/q/code", map[string]any{"code": back.Get("code"), "state": state, "realmId": back.Get("realmId")})
+			} else if status, page := e.callback(back); status != 200 {
+				t.Fatalf("callback = %d %q", status, page)
+			}
+			creds := e.mustDo(logical.ReadOperation, "creds/q", nil).Data
+			got, _ := creds["authorization_params"].(map[string]string)
+			if !maps.Equal(got, tc.want) {
+				t.Errorf("creds authorization_params = %v (%T), want %v", creds["authorization_params"], creds["authorization_params"], tc.want)
+			}
+			status, _ := e.status("q")["authorization_params"].(map[string]string)
+			if !maps.Equal(status, tc.want) {
+				t.Errorf("status authorization_params = %v, want %v", status, tc.want)
+			}
+			e.clock.Add(2 * time.Hour) // a refresh keeps them
+			after, _ := e.mustDo(logical.ReadOperation, "creds/q", nil).Data["authorization_params"].(map[string]string)
+			if !maps.Equal(after, tc.want) {
+				t.Errorf("authorization_params after a refresh = %v, want %v", after, tc.want)
+			}
+		})
 	}
 }

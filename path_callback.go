@@ -20,12 +20,12 @@ func pathCallback(b *backend) []*framework.Path {
 	return []*framework.Path{{
 		Pattern:      callbackPath + "$",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationVerb: "receive", OperationSuffix: "callback"},
-		Fields: map[string]*framework.FieldSchema{
+		Fields: withFieldSchemas(map[string]*framework.FieldSchema{
 			"code":              {Type: framework.TypeString, Query: true, Description: "Authorization code (RFC 6749 §4.1.2)."},
 			"state":             {Type: framework.TypeString, Query: true, Description: "The state of the authorization."},
 			"error":             {Type: framework.TypeString, Query: true, Description: "The provider's error code (RFC 6749 §4.1.2.1)."},
 			"error_description": {Type: framework.TypeString, Query: true, Description: "The provider's description of the error."},
-		},
+		}, redirectParamFields()),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathCallbackRead,
@@ -52,7 +52,7 @@ func (b *backend) pathCallbackRead(ctx context.Context, req *logical.Request, d 
 			"This link carries no authorization of this Vault (unknown or malformed state); nothing was changed."), nil
 	}
 	err := b.finishAuthorization(ctx, req.Storage, name, state,
-		codeAnswer{code: get("code"), errCode: get("error"), errDescription: get("error_description")})
+		codeAnswer{code: get("code"), errCode: get("error"), errDescription: get("error_description"), params: redirectParams(d)})
 	var coded logical.HTTPCodedError
 	switch {
 	case err == nil:

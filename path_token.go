@@ -171,8 +171,13 @@ func credsResponse(snap *snapshot, now time.Time) *logical.Response {
 	if v.scopes != nil {
 		data["scopes"] = v.scopes
 	}
-	if v.github != nil {
-		data["permissions"], data["repositories"] = v.github.permissions, v.github.repositories
+	if x := v.extras; x != nil {
+		if x.permissions != nil {
+			data["permissions"], data["repositories"] = x.permissions, x.repositories
+		}
+		if x.authorizationParams != nil {
+			data["authorization_params"] = x.authorizationParams
+		}
 	}
 	return &logical.Response{Data: data}
 }

@@ -41,11 +41,13 @@ const reauthorizeNotice = 7 * 24 * time.Hour
 // credsView is the part of a creds response that one token state fixes.
 type credsView struct {
 	accessToken, tokenType, expiresAt, expiresAtSeconds, rotationPeriod, scopes any
-	github                                                                      *githubView // nil but for GitHub's tokens
+	extras                                                                      *credsExtras // nil for most tokens
 }
 
-// githubView is what a GitHub installation token may do, and where.
-type githubView struct{ permissions, repositories any }
+// credsExtras is what only some chains' reads carry: what a GitHub
+// installation token may do, and where; what the provider's redirect said
+// when a user connected the chain (Intuit's realmId).
+type credsExtras struct{ permissions, repositories, authorizationParams any }
 
 // boxedTokenTypes are the usual token types, boxed once for every chain.
 var boxedTokenTypes = map[string]any{"Bearer": "Bearer", "bearer": "bearer"}
@@ -69,7 +71,13 @@ func newCredsView(st *tokenState) credsView {
 		v.scopes = st.Scopes
 	}
 	if st.Permissions != nil {
-		v.github = &githubView{st.Permissions, nonNil(st.Repositories)}
+		v.extras = &credsExtras{permissions: st.Permissions, repositories: nonNil(st.Repositories)}
+	}
+	if st.Connected != nil && len(st.Connected.Params) > 0 {
+		if v.extras == nil {
+			v.extras = &credsExtras{}
+		}
+		v.extras.authorizationParams = st.Connected.Params
 	}
 	return v
 }

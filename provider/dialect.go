@@ -2,6 +2,7 @@ package provider
 
 import (
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -79,6 +80,10 @@ type row struct {
 	// parameters, which a config's own override.
 	authScopes []string
 	authParams map[string]string
+	// redirectParams: what the provider adds to its redirect besides code
+	// and state that the app needs to call its API (Intuit: realmId, the
+	// company the user connected).
+	redirectParams []string
 	// refreshLifetime: the refresh token's documented lifetime, used when an
 	// answer announces none; reuseGrace: how long a rotated refresh token is
 	// documented to work again.
@@ -107,6 +112,24 @@ func (r row) mints() []grant {
 		out = append(out, r.keyMint)
 	}
 	return append(out, r.altMints...)
+}
+
+// RedirectParams lists what the provider adds to its redirect after a
+// user's authorization, besides code and state, that the app needs to call
+// its API (Intuit's realmId).
+func (e *Endpoint) RedirectParams() []string { return e.row().redirectParams }
+
+// AllRedirectParams lists the RedirectParams of every dialect, once each.
+func AllRedirectParams() []string {
+	var out []string
+	for _, d := range Dialects {
+		for _, p := range rowOf(d).redirectParams {
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // DefaultTimeout is the dialect's time limit for one provider call (0: none of its own).
@@ -181,7 +204,8 @@ var dialects = map[Dialect]row{
 	//     the refresh token's lifetime comes as x_refresh_token_expires_in.
 	Intuit: {mint: userAuthorization, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
 		authURL:  "https://appcenter.intuit.com/connect/oauth2",
-		tokenURL: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer", pkce: PKCEOff},
+		tokenURL: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer", pkce: PKCEOff,
+		redirectParams: []string{"realmId"}},
 	//   - zoom: https://developers.zoom.us/docs/integrations/oauth/: a new
 	//     refresh token with each refresh, the old one then invalid; 90 days.
 	Zoom: {mint: userAuthorization, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
