@@ -207,10 +207,13 @@ var dialects = map[Dialect]row{
 		tokenURL: "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer", pkce: PKCEOff,
 		redirectParams: []string{"realmId"}},
 	//   - zoom: https://developers.zoom.us/docs/integrations/oauth/: a new
-	//     refresh token with each refresh, the old one then invalid; 90 days.
+	//     refresh token with each refresh, the old one then invalid (no
+	//     lifetime kept: Zoom's support says 15 years, older pages 90 days);
+	//     the device authorization grant (RFC 8628) for apps Zoom enabled it for.
 	Zoom: {mint: userAuthorization, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
 		singleUseRefresh: true,
-		authURL:          "https://zoom.us/oauth/authorize", tokenURL: "https://zoom.us/oauth/token", refreshLifetime: 90 * 24 * time.Hour},
+		authURL:          "https://zoom.us/oauth/authorize", tokenURL: "https://zoom.us/oauth/token",
+		deviceURL:        "https://zoom.us/oauth/devicecode"},
 	//   - box: https://developer.box.com/guides/authentication/oauth2/ and
 	//     .../tokens/refresh/: single-use refresh tokens that live 60 days.
 	Box: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
@@ -220,7 +223,8 @@ var dialects = map[Dialect]row{
 	//   - okta: https://developer.okta.com/docs/guides/implement-grant-type/authcodepkce/main/,
 	//     .../device-authorization-grant/main/ and .../refresh-tokens/main/
 	//     (the tenant is the Okta domain; its default authorization server;
-	//     a rotated refresh token works again for 30 s by default).
+	//     refresh tokens rotate when the app turns rotation on, the default
+	//     for SPAs only, and a rotated one works again for 30 s by default).
 	Okta: {mint: clientCredentials, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
 		authURL:    "https://{tenant}/oauth2/default/v1/authorize",
 		tokenURL:   "https://{tenant}/oauth2/default/v1/token",
