@@ -50,11 +50,14 @@ func (s *schedule) set(name string, due time.Time, interval time.Duration) {
 	s.put(name, due, interval).held = false
 }
 
-// hold moves name to the later slot the pacer gave it, at.
+// hold moves name to the later slot the pacer gave it, at; a name removed
+// meanwhile (its config deleted) stays removed.
 func (s *schedule) hold(name string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.put(name, at, 0).held = true
+	if _, ok := s.byKey[name]; ok {
+		s.put(name, at, 0).held = true
+	}
 }
 
 // release reports whether name, popped, was holding a slot, and clears that.

@@ -108,6 +108,12 @@ func TestScheduleHoldsPacedSlots(t *testing.T) {
 	if got, want := s.needRate(), 2/60.0; got != want {
 		t.Errorf("needRate() = %v, want %v: holding a slot keeps a chain's rate", got, want)
 	}
+	s.popDue(t0.Add(time.Hour))
+	s.remove("paced")
+	s.hold("paced", t0.Add(2*time.Hour)) // deleted while its slot was handed out
+	if got := s.popDue(t0.Add(3 * time.Hour)); slices.Contains(got, "paced") {
+		t.Errorf("a removed name came back by its paced slot: popped %v", got)
+	}
 }
 
 // TestRestartSpreadsRefreshes: names minted together are not all refreshed at
