@@ -102,8 +102,10 @@ func (b *backend) runRefreshLoop(ctx context.Context, built chan struct{}) error
 	close(built)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var inFlight sync.WaitGroup
+	defer inFlight.Wait() // refreshes in flight finish before the loop ends
 	for ctx.Err() == nil {
-		b.refreshDue(ctx)
+		b.refreshDue(ctx, &inFlight)
 		sleep := loopMaxSleep
 		if due, ok := b.sched.next(); ok {
 			sleep = min(max(due.Sub(b.now()), 0), loopMaxSleep)
@@ -136,40 +138,53 @@ func (b *backend) scheduleStored(ctx context.Context) error {
 	return nil
 }
 
-// refreshDue renews every chain due now, backgroundWorkers at a time, and
-// waits for them.
-func (b *backend) refreshDue(ctx context.Context) {
+// refreshDue starts renewing every chain due now whose paced slot has come,
+// backgroundWorkers at a time; it does not wait for them (inFlight does), so
+// the loop keeps to the slots while slow refreshes finish.
+func (b *backend) refreshDue(ctx context.Context, inFlight *sync.WaitGroup) {
 	names := b.sched.popDue(b.now())
 	if len(names) == 0 {
 		return
 	}
 	defer b.metrics.timePass(time.Now())
 	need := b.sched.needRate()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	for i, name := range names {
-		if now := b.now(); !b.sched.release(name) {
-			if at := b.pacer.slot(now, b.urgentAt(name, now), need); at.After(now) {
-				b.sched.hold(name, at) // its slot comes later
-				b.sched.finished()
-				continue
-			}
+		now := b.now()
+		if at, later := b.pacedSlot(name, now, need); later {
+			b.sched.hold(name, at, b.pacer.shift) // its slot comes later
+			b.sched.finished(name)
+			continue
 		}
+		waitFrom := b.now()
 		select {
 		case b.background <- struct{}{}:
 		case <-ctx.Done():
 			for _, rest := range names[i:] {
 				b.reschedule(rest, b.now())
-				b.sched.finished()
+				b.sched.finished(rest)
 			}
 			return
 		}
-		wg.Add(1)
+		b.pacer.waited(b.now().Sub(waitFrom))
+		inFlight.Add(1)
 		go func() {
-			defer func() { <-b.background; b.sched.finished(); wg.Done() }()
+			defer func() { <-b.background; b.sched.finished(name); inFlight.Done() }()
 			b.refreshScheduled(name)
 		}()
 	}
+}
+
+// pacedSlot is when name's refresh may go: the slot it holds (moved by how
+// far the loop fell behind since it was given), or a new one; later says it
+// is not now. A name past its urgentAt goes now, slot or not.
+func (b *backend) pacedSlot(name string, now time.Time, need float64) (at time.Time, later bool) {
+	urgent := b.urgentAt(name, now)
+	if slot, shift, held := b.sched.release(name); held {
+		at = slot.Add(b.pacer.shift - shift)
+		return at, at.After(now) && at.Before(urgent)
+	}
+	at = b.pacer.slot(now, urgent, need)
+	return at, at.After(now)
 }
 
 // Pacing: names minted together (a bulk import, a restart after downtime)
@@ -197,6 +212,18 @@ const (
 type pacer struct {
 	next  time.Time // the next free slot
 	floor float64   // the least pace, refreshes a second: paceFloor (tests lower it)
+	// shift is how long, in all, the loop waited for a free worker beyond a
+	// burst's time (storage or the provider slowed down): every slot given
+	// moves by it, so slots missed meanwhile are not made up in a burst.
+	shift time.Duration
+}
+
+// waited records that the loop waited d for a free worker.
+func (p *pacer) waited(d time.Duration) {
+	if d > paceBurst {
+		p.shift += d
+		p.next = p.next.Add(d)
+	}
 }
 
 // slot returns when a refresh may go, at need refreshes a second, and takes

@@ -28,10 +28,16 @@ type dueItem struct {
 	name  string
 	due   time.Time
 	rate  float64 // 1/refresh interval, this chain's share of need
-	index int     // in the heap
-	// held: due is a slot the pacer gave; popped then, the name goes
-	// without asking for another.
-	held bool
+	index int     // in the heap; -1 when popped
+	// held: due is a slot the pacer gave, when its shift was shift; popped
+	// then, the name goes without asking for another.
+	held  bool
+	shift time.Duration
+	// busy: popped and not yet finished. A due set meanwhile (the refresh
+	// publishing its pending state, or its next due) waits in due until
+	// finished, so a name in flight is never popped twice; requeue says
+	// one was set.
+	busy, requeue bool
 }
 
 func newSchedule() *schedule {
@@ -50,32 +56,36 @@ func (s *schedule) set(name string, due time.Time, interval time.Duration) {
 	s.put(name, due, interval).held = false
 }
 
-// hold moves name to the later slot the pacer gave it, at; a name removed
-// meanwhile (its config deleted) stays removed.
-func (s *schedule) hold(name string, at time.Time) {
+// hold moves name to the later slot the pacer gave it, at, when the pacer's
+// shift was shift; a name removed meanwhile (its config deleted) stays removed.
+func (s *schedule) hold(name string, at time.Time, shift time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.byKey[name]; ok {
-		s.put(name, at, 0).held = true
+		it := s.put(name, at, 0)
+		it.held, it.shift = true, shift
 	}
 }
 
-// release reports whether name, popped, was holding a slot, and clears that.
-func (s *schedule) release(name string) bool {
+// release reports whether name, popped, was holding a slot, which slot and
+// the pacer's shift then, and clears that.
+func (s *schedule) release(name string) (slot time.Time, shift time.Duration, held bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	it, ok := s.byKey[name]
 	if !ok || !it.held {
-		return false
+		return time.Time{}, 0, false
 	}
 	it.held = false
-	return true
+	return it.due, it.shift, true
 }
 
 // put sets name's entry to due, and its rate from interval unless 0; s.mu is held.
 func (s *schedule) put(name string, due time.Time, interval time.Duration) *dueItem {
 	it, ok := s.byKey[name]
 	switch {
+	case ok && it.busy: // back into the heap when finished
+		it.due, it.requeue = due, true
 	case ok && it.index >= 0:
 		it.due = due
 		heap.Fix(&s.items, it.index)
@@ -91,7 +101,7 @@ func (s *schedule) put(name string, due time.Time, interval time.Duration) *dueI
 		s.need += 1/interval.Seconds() - it.rate
 		it.rate = 1 / interval.Seconds()
 	}
-	if s.items[0].name == name {
+	if len(s.items) > 0 && s.items[0].name == name {
 		s.signal()
 	}
 	return it
@@ -117,17 +127,30 @@ func (s *schedule) popDue(now time.Time) []string {
 	var names []string
 	for len(s.items) > 0 && !s.items[0].due.After(now) {
 		it := heap.Pop(&s.items).(*dueItem) // stays in byKey, its rate in need, until set or removed
+		it.busy, it.requeue = true, false
 		names = append(names, it.name)
 	}
 	s.inflight += len(names)
 	return names
 }
 
-// finished marks one popped name as handled.
-func (s *schedule) finished() {
+// finished marks the popped name as handled: a due set for it meanwhile
+// takes effect now.
+func (s *schedule) finished(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inflight--
+	it, ok := s.byKey[name]
+	if !ok || !it.busy {
+		return
+	}
+	it.busy = false
+	if it.requeue {
+		heap.Push(&s.items, it)
+		if s.items[0] == it {
+			s.signal()
+		}
+	}
 }
 
 // needRate is the refreshes a second the scheduled chains take in the long

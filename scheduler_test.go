@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,33 +86,42 @@ func TestScheduleRandomTrials(t *testing.T) {
 
 // TestScheduleHoldsPacedSlots: a name the pacer moved to a later slot goes
 // when popped at that slot, without asking for another; rescheduled
-// meanwhile (a read renewed it), it asks again.
+// meanwhile (a read renewed it), it asks again. A name in flight is never
+// popped again before it is finished, whatever is set for it meanwhile.
 func TestScheduleHoldsPacedSlots(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s := newSchedule()
 	s.set("paced", t0, time.Minute)
 	s.set("renewed", t0, time.Minute)
 	s.popDue(t0)
-	s.hold("paced", t0.Add(time.Second))
-	s.hold("renewed", t0.Add(time.Second))
+	s.hold("paced", t0.Add(time.Second), 3*time.Millisecond)
+	s.hold("renewed", t0.Add(time.Second), 0)
 	s.set("renewed", t0.Add(2*time.Second), 0)
+	if got := s.popDue(t0.Add(time.Minute)); len(got) != 0 {
+		t.Fatalf("popDue before the names were finished = %v, want none", got)
+	}
+	s.finished("paced")
+	s.finished("renewed")
 	if got, want := s.popDue(t0.Add(time.Minute)), []string{"paced", "renewed"}; !slices.Equal(got, want) {
 		t.Fatalf("popDue = %v, want %v", got, want)
 	}
 	for _, c := range []struct {
-		name string
-		want bool
-	}{{"paced", true}, {"renewed", false}, {"paced", false}, {"unknown", false}} {
-		if got := s.release(c.name); got != c.want {
-			t.Errorf("release(%q) = %v, want %v", c.name, got, c.want)
+		name  string
+		held  bool
+		slot  time.Time
+		shift time.Duration
+	}{{"paced", true, t0.Add(time.Second), 3 * time.Millisecond}, {"renewed", false, time.Time{}, 0}, {"paced", false, time.Time{}, 0}, {"unknown", false, time.Time{}, 0}} {
+		slot, shift, held := s.release(c.name)
+		if held != c.held || !slot.Equal(c.slot) || shift != c.shift {
+			t.Errorf("release(%q) = %v, %v, %v; want %v, %v, %v", c.name, slot, shift, held, c.slot, c.shift, c.held)
 		}
 	}
 	if got, want := s.needRate(), 2/60.0; got != want {
 		t.Errorf("needRate() = %v, want %v: holding a slot keeps a chain's rate", got, want)
 	}
-	s.popDue(t0.Add(time.Hour))
-	s.remove("paced")
-	s.hold("paced", t0.Add(2*time.Hour)) // deleted while its slot was handed out
+	s.remove("paced")                       // deleted while in flight
+	s.hold("paced", t0.Add(2*time.Hour), 0) // deleted while its slot was handed out
+	s.finished("paced")
 	if got := s.popDue(t0.Add(3 * time.Hour)); slices.Contains(got, "paced") {
 		t.Errorf("a removed name came back by its paced slot: popped %v", got)
 	}
@@ -176,34 +187,49 @@ func TestPaceSpreadsABacklog(t *testing.T) {
 	}
 }
 
-// TestBulkMintedChainsRefreshEvenly: chains minted together, then kept fresh
-// by the refresh loop for a few token lifetimes, reach the provider at an
-// even rate: the busiest second at most 1.5× the mean, as `make bench-scale`
-// checks at 100 000 chains, here at 1500 chains with 100 s tokens (a 50 s
-// window), so about 30 refreshes a second. No read waits for the provider,
-// and calls stay within one per chain per refresh interval.
-func TestBulkMintedChainsRefreshEvenly(t *testing.T) {
-	const (
-		n        = 1500
-		lifetime = 100 * time.Second
-		window   = lifetime / 2 // refresh_ahead's 5m, capped at half the lifetime
-		run      = 300 * time.Second
-	)
+// Bulk-minted chains for the pacing tests: 1500 chains with 100 s tokens (a
+// 50 s window), minted over 20 s as a bulk import's first reads, so the
+// refresh loop needs about 30 refreshes a second; the pace floor is lowered
+// to show the pace at this scale.
+const (
+	bulkChains   = 1500
+	bulkLifetime = 100 * time.Second
+	bulkWindow   = bulkLifetime / 2 // refresh_ahead's 5m, capped at half the lifetime
+)
+
+func bulkMinted(t *testing.T) (*env, []string) {
+	t.Helper()
 	e := newEnv(t)
-	e.b.setLogger(hclog.NewNullLogger()) // some 6000 calls
-	e.fake.SetLifetime(lifetime)
+	e.b.setLogger(hclog.NewNullLogger()) // thousands of calls
+	e.fake.SetLifetime(bulkLifetime)
 	e.b.pacer.floor = 1 // the floor of 50/s would hide the pace at this scale
-	names := make([]string, n)
+	names := make([]string, bulkChains)
 	for i := range names {
 		names[i] = fmt.Sprintf("bulk%04d", i)
 		e.config(names[i], fakeprovider.Echo360, nil)
 	}
-	for i, name := range names { // minted over 20 s, as a bulk import's first reads
+	for i, name := range names {
 		e.token(name)
 		if i%75 == 74 {
 			e.clock.Add(time.Second)
 		}
 	}
+	return e, names
+}
+
+// TestBulkMintedChainsRefreshEvenly: chains minted together, then kept fresh
+// by the refresh loop for a few token lifetimes, reach the provider at an
+// even rate: the busiest second at most 1.5× the mean, as `make bench-scale`
+// checks at 100 000 chains. No read waits for the provider, and calls stay
+// within one per chain per refresh interval.
+func TestBulkMintedChainsRefreshEvenly(t *testing.T) {
+	const (
+		n        = bulkChains
+		lifetime = bulkLifetime
+		window   = bulkWindow
+		run      = 300 * time.Second
+	)
+	e, names := bulkMinted(t)
 	seed := rand.Uint64()
 	rng := rand.New(rand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
@@ -243,4 +269,50 @@ func TestBulkMintedChainsRefreshEvenly(t *testing.T) {
 		return true
 	})
 	expect(t, "reads that waited for the provider, first reads excluded", waited, uint64(n))
+}
+
+// TestStalledRefreshesAreNotMadeUp: when storage stalls every refresh for a
+// while (all workers wait), the slots that passed meanwhile are not made up
+// in one burst once it recovers: every paced slot moves by the stall.
+func TestStalledRefreshesAreNotMadeUp(t *testing.T) {
+	e, _ := bulkMinted(t)
+	const stall = 5 * time.Second
+	pace := 1.1 * bulkChains / (bulkLifetime - bulkWindow + bulkWindow/8).Seconds() // about 30/s
+	for range 60 {                                                                  // into the first round of refreshes, with a backlog held in paced slots
+		e.clock.Add(time.Second)
+		if err := e.periodic(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var blocked atomic.Int64
+	release := make(chan struct{})
+	gate := func(entry *logical.StorageEntry) {
+		if strings.HasPrefix(entry.Key, tokenPrefix) {
+			blocked.Add(1)
+			<-release
+		}
+	}
+	e.storage.onPut.Store(&gate)
+	before := e.fake.Grants("refresh_token")
+	e.clock.Add(time.Second)
+	e.b.sched.signal()
+	deadline := time.Now().Add(10 * time.Second)
+	for blocked.Load() < backgroundWorkers && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if blocked.Load() < backgroundWorkers {
+		t.Fatalf("%d refreshes blocked in storage, want all %d workers", blocked.Load(), backgroundWorkers)
+	}
+	time.Sleep(20 * time.Millisecond) // the loop waits for a free worker
+	e.clock.Add(stall)
+	e.storage.onPut.Store(nil)
+	close(release)
+	if err := e.periodic(); err != nil {
+		t.Fatal(err)
+	}
+	got := e.fake.Grants("refresh_token") - before
+	t.Logf("%d refreshes at the end of a %s stall (pace %.0f/s)", got, stall, pace)
+	if float64(got) > 2*pace {
+		t.Errorf("%d refreshes at once after a %s stall, want at most 2 s of the pace (%.0f): the slots missed are not made up", got, stall, 2*pace)
+	}
 }

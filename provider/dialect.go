@@ -213,7 +213,7 @@ var dialects = map[Dialect]row{
 	Zoom: {mint: userAuthorization, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
 		singleUseRefresh: true,
 		authURL:          "https://zoom.us/oauth/authorize", tokenURL: "https://zoom.us/oauth/token",
-		deviceURL:        "https://zoom.us/oauth/devicecode"},
+		deviceURL: "https://zoom.us/oauth/devicecode"},
 	//   - box: https://developer.box.com/guides/authentication/oauth2/ and
 	//     .../tokens/refresh/: single-use refresh tokens that live 60 days.
 	Box: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
