@@ -9,7 +9,7 @@
 # (100 000 names, two 20 min steady runs) takes about an hour on 2 cores; a
 # quick one, about 7 min:
 #   make bench-scale SCALE_ARGS="-names 5000 -duration 2m -lifetime 1m"
-# Phases (-only): write (always), read, steady, capped, restart, list.
+# Phases (-only), in this order: write (always), read, steady, restart, list, capped.
 # Environment: SCALE_TIMEOUT (4h), a backstop over the driver's own bounds.
 # Vault's log of the last run is kept in bench/out/scale-vault.log (git-ignored).
 set -euo pipefail

@@ -17,7 +17,7 @@ func (d *driver) listPhase(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	n, limit := d.cfg.names, d.cfg.listLimit
-	figure := fmt.Sprintf("6. LIST %s/config with limit=%d through all %d names", mount, limit, n)
+	figure := fmt.Sprintf("5. LIST %s/config with limit=%d through all %d names", mount, limit, n)
 	var (
 		pages latencies
 		seen  int

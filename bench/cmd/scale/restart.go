@@ -50,29 +50,29 @@ func (d *driver) restartPhase(ctx context.Context) error {
 	minute := d.up.between(reloaded, d.up.now())
 	cur, desc := d.remember(ctx, "a minute after the reload")
 
-	d.rep.info("5. plugin reload (PUT sys/plugins/reload/backend mounts=tokenbroker/)", "answered in %s; plugin process %d → %d",
+	d.rep.info("4. plugin reload (PUT sys/plugins/reload/backend mounts=tokenbroker/)", "answered in %s; plugin process %d → %d",
 		msec(reloadTook), old.pid, cur.pid)
-	d.rep.check(fmt.Sprintf("5. first read of %d random names right after the reload (%d readers): p99", k, d.cfg.restartConc),
+	d.rep.check(fmt.Sprintf("4. first read of %d random names right after the reload (%d readers): p99", k, d.cfg.restartConc),
 		"< 50 ms, 0 failed", log.lat.q(.99) < 50*time.Millisecond && log.errs == 0,
 		"%s (%s; all read within %.1f s of the reload)%s", msec(log.lat.q(.99)), log.lat.summary(), readsDone.Seconds(), log.failures())
 	switch {
 	case werr != nil:
-		d.rep.check("5. those reads: waited for the provider / expired tokens served", "0 / 0", false,
+		d.rep.check("4. those reads: waited for the provider / expired tokens served", "0 / 0", false,
 			"metrics failed (%v) / %d expired", werr, log.expired)
 	case !known:
-		d.rep.check("5. those reads: slower than 50 ms (no metrics path) / expired tokens served", "0 / 0", log.slow == 0 && log.expired == 0,
+		d.rep.check("4. those reads: slower than 50 ms (no metrics path) / expired tokens served", "0 / 0", log.slow == 0 && log.expired == 0,
 			"%d / %d%s", log.slow, log.expired, example(log.expiredExample))
 	default:
-		d.rep.check("5. those reads: waited for the provider / expired tokens served", "0 / 0", waited == 0 && log.expired == 0,
+		d.rep.check("4. those reads: waited for the provider / expired tokens served", "0 / 0", waited == 0 && log.expired == 0,
 			"%.0f (the new process's tokenbroker_creds_reads_total{result=\"waited\"}) / %d%s", waited, log.expired, example(log.expiredExample))
 	}
 	steadyMean := float64(n) / (d.cfg.lifetime - d.window).Seconds()
-	d.rep.check("5. provider calls in the minute after the reload", "busiest second ≤ 1.5× N/(L−W)",
+	d.rep.check("4. provider calls in the minute after the reload", "busiest second ≤ 1.5× N/(L−W)",
 		float64(minute.busiest) <= 1.5*steadyMean,
 		"%d calls (mean %.1f/s; busiest second %d, %.0f s after the reload; N/(L−W) = %.1f/s); the %s before: mean %.1f/s, busiest %d",
 		minute.calls, minute.mean(), minute.busiest, minute.busiestAt.Seconds(), steadyMean, d.cfg.settle, base.mean(), base.busiest)
-	d.rep.info("5. plugin RSS a minute after the reload", "%s", desc)
-	d.rep.note("5: provider calls a second in the minute after the reload, 10 s at a time (mean/busiest): %s; "+
+	d.rep.info("4. plugin RSS a minute after the reload", "%s", desc)
+	d.rep.note("4: provider calls a second in the minute after the reload, 10 s at a time (mean/busiest): %s; "+
 		"the first reads took %s in all (%d done).",
 		bySpan(d.up.perSecond(reloaded, d.up.now()), 10), run.took.Round(time.Millisecond), run.done)
 	return nil

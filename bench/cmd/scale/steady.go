@@ -214,7 +214,7 @@ func (d *driver) cappedPhase(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.duration+10*time.Minute)
 	defer cancel()
 	limited, desc := d.setRateLimit(ctx, d.cfg.capRate)
-	d.rep.info(fmt.Sprintf("4. vault write %s/settings rate_limit=%d rate_limit_burst=%d", mount, d.cfg.capRate, capBurst(d.cfg.capRate)), "%s", desc)
+	d.rep.info(fmt.Sprintf("6. vault write %s/settings rate_limit=%d rate_limit_burst=%d", mount, d.cfg.capRate, capBurst(d.cfg.capRate)), "%s", desc)
 	d.up.capAt(d.cfg.capRate)
 	defer d.up.capAt(0)
 	if limited {
@@ -230,10 +230,10 @@ func (d *driver) cappedPhase(ctx context.Context) error {
 	if floor > float64(d.cfg.capRate) {
 		verdict = " With N/L above the cap no client can keep every token valid: expired tokens are then the provider's doing."
 	}
-	d.rep.note("4: keeping %d chains of %s tokens fresh takes N/(L−W) = %.1f requests/s at the plugin's refresh window, "+
+	d.rep.note("6: keeping %d chains of %s tokens fresh takes N/(L−W) = %.1f requests/s at the plugin's refresh window, "+
 		"and N/L = %.1f/s at the very least (one call a lifetime); the provider allows %d/s.%s",
 		d.cfg.names, d.cfg.lifetime, need, floor, d.cfg.capRate, verdict)
-	return d.steadyRun(ctx, "4", true)
+	return d.steadyRun(ctx, "6", true)
 }
 
 // capBurst is the burst the capped run allows: a tenth of the rate, so the
