@@ -3,7 +3,7 @@ package main
 // The steady runs: readers at -rate on random names for -duration with
 // tokens of lifetime L, against a provider that answers everything (3) and
 // against one capped at -cap requests a second, with the mount's rate_limit
-// set to the same (4).
+// set to the same (6).
 
 import (
 	"context"
