@@ -238,3 +238,13 @@ func (e *env) forgetBackoff() {
 func isNeedsRefreshToken(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "write a new refresh_token")
 }
+
+// withoutBackoff ends a health's own backoff now, keeping the rest (tests only).
+func (h health) withoutBackoff() health {
+	if h.last != nil {
+		f := *h.last
+		f.backoffUntil = time.Time{}
+		h.last = &f
+	}
+	return h
+}

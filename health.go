@@ -108,13 +108,3 @@ func (h health) cleared() health {
 	}
 	return h
 }
-
-// withoutBackoff ends our own backoff now, keeping the rest.
-func (h health) withoutBackoff() health {
-	if h.last != nil {
-		f := *h.last
-		f.backoffUntil = time.Time{}
-		h.last = &f
-	}
-	return h
-}

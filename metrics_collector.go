@@ -37,7 +37,7 @@ func (f family) metric(name string, v float64, labels ...string) prometheus.Metr
 
 var (
 	famProviderRequests = newFamily("tokenbroker_provider_requests_total",
-		"Token requests sent to the provider, by grant, outcome (success, temporary, lost, refused) and error (an OAuth error code, an HTTP status class, timeout, connection or request).",
+		"Requests sent to the provider, by grant (or device_authorization, installation_lookup, revocation), outcome (success, temporary, lost, refused) and error (an OAuth error code, an HTTP status class, timeout, connection or request).",
 		prometheus.CounterValue, "grant", "outcome", "error")
 	famCredsReads = newFamily("tokenbroker_creds_reads_total",
 		"Reads of creds/<name>, by result: cached, waited (for the provider), stale_served (the provider failed; the valid cached token was served) or failed.",
@@ -55,7 +55,7 @@ var (
 		"For a chain whose config cannot mint, when its refresh token expires and an operator must write a new one (unix seconds); absent otherwise. In aggregate mode, the earliest.",
 		prometheus.GaugeValue)
 	famNeedsReauth = newFamily("tokenbroker_chain_needs_reauthorization",
-		"1 when the chain is lost and its config cannot mint: an operator must write a new refresh_token. In aggregate mode, the number of such names.",
+		"1 when the chain is lost and its config cannot mint: an operator must write a new refresh_token (a config waiting for its first user authorization is not counted). In aggregate mode, the number of such names.",
 		prometheus.GaugeValue)
 	famFailing = newFamily("tokenbroker_chain_refresh_failing",
 		"1 while the last attempt to obtain a token for the name failed. In aggregate mode, the number of such names.",
