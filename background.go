@@ -248,10 +248,11 @@ func (p *pacer) slot(now, urgentAt time.Time, need float64) time.Time {
 
 // urgentAt is when name's refresh must go, paced or not: three quarters
 // into its refresh window, which leaves the last quarter for the provider's
-// answer and retries; now for a state awaiting saving.
+// answer and retries; now for a state awaiting saving, and for a chain whose
+// renewal ends the token it serves (its readers wait from the window's start).
 func (b *backend) urgentAt(name string, now time.Time) time.Time {
 	snap := b.loaded(name)
-	if snap == nil || snap.dirty || snap.state == nil {
+	if snap == nil || snap.dirty || snap.state == nil || snap.renewalEndsServed() {
 		return now
 	}
 	window := snap.state.refreshWindow(snap.settings.refreshAhead)
@@ -312,7 +313,7 @@ func (b *backend) refreshScheduled(name string) {
 		}
 		return
 	}
-	if snap.refreshWanted(b.now(), passDelay(name, snap.state.refreshWindow(snap.settings.refreshAhead))) {
+	if snap.refreshWanted(b.now(), snap.passDelay(name)) {
 		_, err := b.obtain(b.ctx, name, background)
 		b.metrics.backgroundRefresh(err)
 		if err != nil {

@@ -38,9 +38,14 @@ func (b *backend) renew(ctx context.Context, name string, snap *snapshot) (*snap
 		if !spent(err) {
 			return snap, obtained{}, err
 		}
-		snap = snap.withState(snap.state.withoutChain().edited(func(st *tokenState) {
-			st.NeedsRefreshToken = !snap.canMint()
-		}))
+		next := snap.state.withoutChain().edited(func(st *tokenState) { st.NeedsRefreshToken = !snap.canMint() })
+		if snap.renewalEndsServed() {
+			// The provider may have ended the served token with this refresh
+			// (an answer lost after it rotated; fosite revokes the whole
+			// family when a token comes twice): it is not served again.
+			next = next.withoutAccessToken()
+		}
+		snap = snap.withState(next)
 		var persistErr error
 		if snap, persistErr = b.persist(ctx, name, snap); persistErr != nil {
 			return snap, obtained{}, persistErr
@@ -55,7 +60,14 @@ func (b *backend) renew(ctx context.Context, name string, snap *snapshot) (*snap
 	if !snap.canMint() {
 		return snap, obtained{}, errNotConnected(name, snap)
 	}
-	return b.mintSigned(ctx, name, snap, ep) // mint_signed.go
+	snap, tok, err := b.mintSigned(ctx, name, snap, ep) // mint_signed.go
+	var pe *provider.Error
+	if err != nil && snap.settings.mintEnds && errors.As(err, &pe) && pe.Class == provider.Lost && snap.state != nil && snap.state.AccessToken != "" {
+		// The provider may have issued a token we never saw, ending the one
+		// served (one active token per client): it is not served again.
+		snap, _ = b.persist(ctx, name, snap.withState(snap.state.withoutAccessToken()))
+	}
+	return snap, tok, err
 }
 
 // spent reports whether a failed refresh leaves its token unusable: the

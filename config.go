@@ -67,6 +67,10 @@ type providerConfig struct {
 	// RefreshReuseGrace: how long the provider accepts a rotated refresh
 	// token again; within it, a lost refresh may be resent once.
 	RefreshReuseGrace time.Duration `json:"refresh_reuse_grace,omitempty"`
+	// PreviousToken: what the provider does to a token when it issues the
+	// next ("": the dialect's default): a chain whose renewal ends the token
+	// served is served only until that renewal (snapshot.go).
+	PreviousToken provider.PreviousToken `json:"revokes_previous_token,omitempty"`
 
 	// A user's authorization (onboarding.go): the authorization and device
 	// endpoints, where the provider sends the user back, PKCE and extra
@@ -123,7 +127,7 @@ func (c *providerConfig) endpoint() *provider.Endpoint {
 		Dialect: c.Provider, TokenURL: c.TokenURL, RefreshURL: c.RefreshURL,
 		ClientID: c.ClientID, ClientSecret: secret, APIKey: c.APIKey,
 		Scopes: c.Scopes, Audience: c.Audience, ExtraParams: c.ExtraParams,
-		AuthStyle: c.AuthStyle, Encoding: c.Encoding,
+		AuthStyle: c.AuthStyle, Encoding: c.Encoding, PreviousToken: c.PreviousToken,
 		AuthURL: c.AuthURL, DeviceURL: c.DeviceURL, RedirectURI: c.RedirectURI, PKCE: c.PKCE, AuthParams: c.AuthParams,
 	}
 	c.fillSigning(ep, nil)
@@ -195,6 +199,9 @@ func (c *providerConfig) validate(hasSeed bool) error {
 	}
 	if c.RefreshGrant != "" && c.RefreshGrant != refreshAuto && c.RefreshGrant != refreshNever {
 		return fmt.Errorf("unknown refresh_grant %q (want auto or never)", c.RefreshGrant)
+	}
+	if c.PreviousToken != "" && !c.PreviousToken.Valid() {
+		return fmt.Errorf("unknown revokes_previous_token %q (want never, on_refresh or on_new_token)", c.PreviousToken)
 	}
 	if hasSeed && !c.refreshes() {
 		return fmt.Errorf("a refresh_token is held but refresh_grant is never (the %s default): set refresh_grant=auto to use it", c.Provider)

@@ -14,9 +14,20 @@ type want struct {
 	// beyondWindow: the token must also be outside its refresh window
 	// (the background refresh's standard).
 	beyondWindow bool
+	// renewedAfter: for a chain whose renewal ends the token it serves, the
+	// token must be served past this time: a read in the handover before
+	// the renewal wants the renewed token (snapshot.handoverWait).
+	renewedAfter time.Time
 }
 
 func (w want) satisfiedBy(s *snapshot, now time.Time) bool {
+	if s.state != nil && s.renewalEndsServed() {
+		// The token serves until the renewal that ends it, whatever the
+		// want: renewing sooner (for a min_ttl, say) would end the token
+		// other readers were told they may use until then.
+		until := s.servedUntil()
+		return now.Before(until) && until.After(w.renewedAfter)
+	}
 	need := w.minTTL
 	if s.state != nil {
 		window := s.state.ExpiresAt.Sub(s.state.refreshAt(s.settings.refreshAhead))

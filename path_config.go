@@ -96,6 +96,9 @@ var configFields = map[string]*framework.FieldSchema{
 	"refresh_grant": {Type: framework.TypeString,
 		Description:   "auto: use the refresh tokens the provider sends, falling back to the base grant when one is refused; never: ignore refresh tokens and mint again at expiry. Default: the provider's (never for oauth2_json, else auto).",
 		AllowedValues: []any{"auto", "never"}},
+	"revokes_previous_token": {Type: framework.TypeString,
+		Description:   "What the provider does to the access token served when it issues the next: never (it lives until it expires), on_refresh (a refresh revokes it: Ory Hydra and fosite, GitHub user tokens), on_new_token (one active token per client: any new token revokes it). Unless never, reads inside the refresh window wait for the renewal and expires_at and ttl count to it. Default: the provider's (on_refresh for github and ory, else never).",
+		AllowedValues: []any{"never", "on_refresh", "on_new_token"}},
 	"refresh_reuse_grace": {Type: framework.TypeDurationSecond, Default: 0,
 		Description: "How long the provider accepts a refresh token again after rotating it (Xero: 30m, Okta: 30s). Within it, a refresh whose answer was lost is retried once with the same token. 0 (default): never resend."},
 }
@@ -139,6 +142,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 		"ca_pem":                   cfg.CAPEM,
 		"refresh_grant":            cfg.refreshGrantInForce(),
 		"refresh_reuse_grace":      int64(cfg.RefreshReuseGrace.Seconds()),
+		"revokes_previous_token":   string(ep.EffectivePreviousToken()),
 		"client_secret_set":        len(cfg.secrets()) > 0,
 		"client_secrets_count":     len(cfg.secrets()),
 		"api_key_set":              cfg.APIKey != "",
@@ -265,7 +269,8 @@ func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) 
 	dialect, auth, encoding := string(c.Provider), string(c.AuthStyle), string(c.Encoding)
 	strs := map[string]*string{
 		"provider": &dialect, "auth_style": &auth, "encoding": &encoding, "refresh_grant": &c.RefreshGrant,
-		"token_url": &c.TokenURL, "refresh_url": &c.RefreshURL, "client_id": &c.ClientID,
+		"revokes_previous_token": (*string)(&c.PreviousToken),
+		"token_url":              &c.TokenURL, "refresh_url": &c.RefreshURL, "client_id": &c.ClientID,
 		"client_secret": &c.ClientSecret, "api_key": &c.APIKey, "audience": &c.Audience,
 		"ca_pem": &c.CAPEM, "refresh_token": &seed,
 		"auth_url": &c.AuthURL, "device_authorization_url": &c.DeviceURL, "redirect_uri": &c.RedirectURI,

@@ -47,7 +47,11 @@ grant), refreshes and failures since the plugin started on this node, the last
 error and when, any backoff, whether the refresh chain needs a new seed
 (needs_refresh_token), when the refresh token expires (refresh_token_expires_at,
 when the provider says) and, for a chain whose config cannot mint, by when an
-operator must write a new refresh_token (reauthorize_by). healthy is false when
+operator must write a new refresh_token (reauthorize_by), when the background
+renews it next (next_renewal_at), what the provider does to the token served
+when it issues the next (revokes_previous_token) and so until when reads are
+served the cached token (served_until: its expiry, or where the renewal ends
+it, that renewal). healthy is false when
 the name cannot serve a token without operator action, its last provider call
 failed, or reauthorize_by is less than 7 days away.
 `
@@ -89,6 +93,9 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 		"issued_at":                timeOrEmpty(st.IssuedAt),
 		"refresh_token_expires_at": timeOrEmpty(st.RefreshExpiresAt),
 		"reauthorize_by":           timeOrEmpty(snap.reauthorizeBy()),
+		"revokes_previous_token":   string(snap.settings.previousToken()),
+		"served_until":             timeOrEmpty(snap.servedUntil()),
+		"next_renewal_at":          timeOrEmpty(snap.refreshDueAt(snap.passDelay(name))),
 		"healthy":                  !st.NeedsRefreshToken && snap.failing == 0 && !snap.dirty && !snap.reauthorizeDue(now),
 	}
 	if lastErr != nil {

@@ -108,6 +108,15 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 
 	now := b.now()
 	w := want{minTTL: time.Duration(minTTL) * time.Second}
+	if wait := snap.handoverWait(now); wait > 0 {
+		// The renewal that ends this token is due within the handover:
+		// wait for it and take the renewed token.
+		w.renewedAfter = snap.servedUntil()
+		if sleep(ctx, wait); ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		now = b.now()
+	}
 	var warning string
 	result := readCached
 	if !w.satisfiedBy(snap, now) {
@@ -115,14 +124,15 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			b.cacheLog.Debug("no usable cached token; waiting for the provider", "name", name, "min_ttl", w.minTTL)
 		}
 		fresh, err := b.obtain(ctx, name, w)
+		stale := staleView(snap, fresh)
 		switch {
 		case err == nil:
 			snap, now, result = fresh, b.now(), readWaited
 		case errors.Is(err, logical.ErrReadOnly):
 			return nil, err // Vault forwards the request to the active node
-		case snap.state.usableFor(now, 0):
+		case stale != nil && want.satisfiedBy(want{}, stale, now):
 			// The provider failed but the cached token is still valid: serve it.
-			warning = "a new token could not be obtained; returning the cached one: " + err.Error()
+			snap, warning = stale, "a new token could not be obtained; returning the cached one: "+err.Error()
 			result = readStaleServed
 		default:
 			snap.counters.read(readFailed)
@@ -143,8 +153,13 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		lastErr, at := snap.lastError()
 		resp.AddWarning(fmt.Sprintf("the last refresh failed at %s: %v", at.UTC().Format(time.RFC3339), lastErr))
 	}
-	if left := snap.state.ExpiresAt.Sub(now); w.minTTL > left {
-		resp.AddWarning(fmt.Sprintf("min_ttl %s is more than the provider's tokens live; this token has %s left", w.minTTL, left.Truncate(time.Second)))
+	if left := snap.servedUntil().Sub(now); w.minTTL > left {
+		if snap.renewalEndsServed() {
+			resp.AddWarning(fmt.Sprintf("min_ttl %s is more than this token serves: the renewal planned in %s ends it (revokes_previous_token), and renewing sooner would end it for every other reader too",
+				w.minTTL, left.Truncate(time.Second)))
+		} else {
+			resp.AddWarning(fmt.Sprintf("min_ttl %s is more than the provider's tokens live; this token has %s left", w.minTTL, left.Truncate(time.Second)))
+		}
 	}
 	if snap.reauthorizeDue(now) {
 		resp.AddWarning(fmt.Sprintf("the refresh token of %q expires at %s and its config cannot mint without one: write a new refresh_token to config/%s before then",
@@ -158,15 +173,14 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 // manager. rotation_period and ttl make Vault Agent re-read when the next
 // token is due instead of on its default schedule.
 func credsResponse(snap *snapshot, now time.Time) *logical.Response {
-	st, v := snap.state, snap.view
-	ttl := int64(st.refreshAt(snap.settings.refreshAhead).Sub(now).Seconds())
+	v := snap.view
 	data := map[string]any{
 		"access_token":       v.accessToken,
 		"token_type":         v.tokenType,
 		"expires_at":         v.expiresAt,
 		"expires_at_seconds": v.expiresAtSeconds,
 		"rotation_period":    v.rotationPeriod,
-		"ttl":                max(ttl, minAgentTTL),
+		"ttl":                agentTTL(snap, now),
 	}
 	if v.scopes != nil {
 		data["scopes"] = v.scopes
@@ -180,6 +194,35 @@ func credsResponse(snap *snapshot, now time.Time) *logical.Response {
 		}
 	}
 	return &logical.Response{Data: data}
+}
+
+// agentTTL is the response's ttl: the whole seconds until the token's
+// refresh window, so Vault Agent (which re-reads at ttl+1 s) re-renders when
+// the next token is served, and never less than minAgentTTL, so it does not
+// spin on a token in its window. A token the next renewal ends is told the
+// seconds to that renewal less one, down to 0: Agent comes back in the
+// handover before it and takes the renewed token.
+func agentTTL(snap *snapshot, now time.Time) int64 {
+	if snap.renewalEndsServed() {
+		return max(int64(snap.servedUntil().Sub(now)/time.Second)-1, 0)
+	}
+	return max(int64(snap.state.refreshAt(snap.settings.refreshAhead).Sub(now).Seconds()), minAgentTTL)
+}
+
+// staleView is what a read that found snap may still serve after a failed
+// renewal left latest: the same token under latest's terms (a failure's
+// backoff moves the renewal a served token counts to), else the token found,
+// unless the chain's renewal ends it (a renewal may have happened, or the
+// token was dropped as possibly ended). A token obtained but not yet saved is
+// never served.
+func staleView(found, latest *snapshot) *snapshot {
+	if latest != nil && latest.state != nil && found.state != nil && latest.state.AccessToken == found.state.AccessToken {
+		return latest
+	}
+	if found.renewalEndsServed() {
+		return nil
+	}
+	return found
 }
 
 func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -52,7 +52,9 @@ type credsExtras struct{ permissions, repositories, authorizationParams any }
 // boxedTokenTypes are the usual token types, boxed once for every chain.
 var boxedTokenTypes = map[string]any{"Bearer": "Bearer", "bearer": "bearer"}
 
-func newCredsView(st *tokenState) credsView {
+// newCredsView fixes the creds response values of st; until is when a reader
+// must stop using its access token (servedUntil).
+func newCredsView(st *tokenState, until time.Time) credsView {
 	if st == nil {
 		return credsView{}
 	}
@@ -63,8 +65,8 @@ func newCredsView(st *tokenState) credsView {
 	v := credsView{
 		accessToken:      st.AccessToken,
 		tokenType:        tokenType,
-		expiresAt:        st.ExpiresAt.UTC().Format(time.RFC3339),
-		expiresAtSeconds: st.ExpiresAt.Unix(),
+		expiresAt:        until.UTC().Format(time.RFC3339),
+		expiresAtSeconds: until.Unix(),
 		rotationPeriod:   int64(st.lifetime().Seconds()),
 	}
 	if len(st.Scopes) > 0 {
@@ -90,12 +92,28 @@ type chainSettings struct {
 	baseGrant    provider.Grant
 	canMint      bool // the config holds what its base grant needs
 	authorizable bool // a user can connect the chain in a browser or by device code
+	// refreshEnds, mintEnds: a renewal by the refresh grant, or by the base
+	// grant, ends the token served before it (revokes_previous_token).
+	refreshEnds, mintEnds bool
 }
 
 func settingsOf(cfg *providerConfig) chainSettings {
 	ep := cfg.endpoint()
+	previous := ep.EffectivePreviousToken()
 	return chainSettings{refreshAhead: cfg.RefreshAhead, provider: cfg.Provider, baseGrant: ep.BaseGrant(),
-		canMint: ep.CanMint(), authorizable: cfg.authorizable()}
+		canMint: ep.CanMint(), authorizable: cfg.authorizable(),
+		refreshEnds: previous.EndedBy(true), mintEnds: previous.EndedBy(false)}
+}
+
+// previousToken is the revokes_previous_token in force, from the settings.
+func (c chainSettings) previousToken() provider.PreviousToken {
+	switch {
+	case c.mintEnds:
+		return provider.PreviousTokenEndsOnNew
+	case c.refreshEnds:
+		return provider.PreviousTokenEndsOnRefresh
+	}
+	return provider.PreviousTokenKept
 }
 
 func newSnapshot(cfg *providerConfig, client *http.Client, state *tokenState) *snapshot {
@@ -114,10 +132,60 @@ func (s *snapshot) published() *snapshot {
 	return &p
 }
 
-// derive computes what follows from the settings and state, once per snapshot.
+// derive computes what follows from the settings, state and health, once per snapshot.
 func (s *snapshot) derive() {
-	s.view = newCredsView(s.state)
+	s.view = newCredsView(s.state, s.servedUntil())
 }
+
+// renewalEndsServed reports whether the chain's next renewal ends the token
+// it serves: the provider revokes the previous token on refresh (and the
+// chain renews by refresh), or on any new token for the client.
+func (s *snapshot) renewalEndsServed() bool {
+	if s.state != nil && s.state.RefreshToken != "" {
+		return s.settings.refreshEnds
+	}
+	return s.settings.mintEnds
+}
+
+// servedUntil is when a reader must stop using the cached access token: its
+// expiry, or, where the next renewal ends it, that renewal. The renewal is
+// planned at the refresh window's start (later while backing off or held by
+// the provider's Retry-After), never past the token's own last usable moment;
+// it is made no sooner, so every reader keeps a token for as long as its
+// response said. Zero without a token.
+func (s *snapshot) servedUntil() time.Time {
+	if s.state == nil || s.state.AccessToken == "" {
+		return time.Time{}
+	}
+	if !s.renewalEndsServed() {
+		return s.state.ExpiresAt
+	}
+	last := s.state.ExpiresAt.Add(-s.state.leeway())
+	if due := s.refreshDueAt(0); !due.IsZero() && due.Before(last) {
+		return due
+	}
+	return last
+}
+
+// handoverWait is how long a read at now waits before it takes the renewed
+// token instead of the cached one: a chain whose renewal ends the token it
+// serves, within handover of that renewal. Vault Agent, which re-reads at
+// ttl+1 whole seconds, comes back in that last second; taking the renewed
+// token then keeps the file it renders from holding an ended one. Zero: serve
+// the cached token (or it is no longer usable at all).
+func (s *snapshot) handoverWait(now time.Time) time.Duration {
+	if !s.renewalEndsServed() {
+		return 0
+	}
+	left := s.servedUntil().Sub(now)
+	if left <= 0 || left > handover {
+		return 0
+	}
+	return left
+}
+
+// handover: see handoverWait.
+const handover = time.Second
 
 // reauthorizeBy is when an operator must write a new refresh token, for a
 // chain that cannot mint and whose refresh token's expiry is known (the zero
@@ -136,8 +204,8 @@ func (s *snapshot) with(change func(*snapshot)) *snapshot {
 	if next.cfg != s.cfg && next.cfg != nil {
 		next.settings = settingsOf(next.cfg)
 	}
-	if next.state != s.state || next.settings != s.settings {
-		next.derive()
+	if next.state != s.state || next.settings != s.settings || next.last != s.last {
+		next.derive() // a failure's backoff moves the renewal that servedUntil may count to
 	}
 	return &next
 }
@@ -192,7 +260,17 @@ func (s *snapshot) backgroundDue(name string) time.Time {
 	if s.state == nil {
 		return time.Time{}
 	}
-	return s.refreshDueAt(passDelay(name, s.state.refreshWindow(s.settings.refreshAhead)))
+	return s.refreshDueAt(s.passDelay(name))
+}
+
+// passDelay is name's background delay past its window's start (passDelay
+// in background.go), and none for a chain whose renewal ends the token it
+// serves: readers wait from the window's start, so it is renewed then.
+func (s *snapshot) passDelay(name string) time.Duration {
+	if s.state == nil || s.renewalEndsServed() {
+		return 0
+	}
+	return passDelay(name, s.state.refreshWindow(s.settings.refreshAhead))
 }
 
 // backgroundInterval is how long the background takes, in the long run,
@@ -203,8 +281,7 @@ func (s *snapshot) backgroundInterval(name string) time.Duration {
 	if s.state == nil || s.state.AccessToken == "" {
 		return 0
 	}
-	window := s.state.refreshWindow(s.settings.refreshAhead)
-	return s.state.lifetime() - window + passDelay(name, window)
+	return s.state.lifetime() - s.state.refreshWindow(s.settings.refreshAhead) + s.passDelay(name)
 }
 
 // snapshot returns name's snapshot, loading it from storage on first use.

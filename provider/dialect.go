@@ -32,6 +32,7 @@ const (
 	Box        Dialect = "box"
 	Okta       Dialect = "okta"
 	Auth0      Dialect = "auth0"
+	Ory        Dialect = "ory"
 )
 
 // Machine credentials signed by a key (assertion.go): a GitHub App's
@@ -43,7 +44,7 @@ const (
 
 // Dialects lists every dialect, in the order the docs present them.
 var Dialects = []Dialect{OAuth2, OAuth2JSON, Echo360, APIVideo, Endorsed,
-	Google, Microsoft, GitHub, Salesforce, Xero, Intuit, Zoom, Box, Okta, Auth0,
+	Google, Microsoft, GitHub, Salesforce, Xero, Intuit, Zoom, Box, Okta, Auth0, Ory,
 	GitHubApp, SalesforceJWT}
 
 // row is one dialect: the parts its token requests are built from. Explicit
@@ -100,6 +101,9 @@ type row struct {
 	mintScopes bool
 	// revocable: tokens can be revoked before they expire (Client.Revoke).
 	revocable bool
+	// previousToken: what the provider documents a new token does to the
+	// one before ("": nothing, it lives until it expires).
+	previousToken PreviousToken
 	// timeout: a provider call's time limit when the config sets none
 	// (0: the plugin's default).
 	timeout time.Duration
@@ -181,9 +185,10 @@ var dialects = map[Dialect]row{
 	//   - github (user tokens of a GitHub App): https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-user-access-token-for-a-github-app
 	//     and .../refreshing-user-access-tokens: 8 h access tokens, single-use
 	//     refresh tokens (6 months, announced), errors inside HTTP 200.
+	//     Using the refresh token also ends the old user access token.
 	GitHub: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
-		singleUseRefresh: true,
-		authURL:          "https://github.com/login/oauth/authorize", tokenURL: "https://github.com/login/oauth/access_token",
+		singleUseRefresh: true, previousToken: PreviousTokenEndsOnRefresh,
+		authURL: "https://github.com/login/oauth/authorize", tokenURL: "https://github.com/login/oauth/access_token",
 		deviceURL: "https://github.com/login/device/code"},
 	//   - salesforce: https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_web_server_flow.htm
 	//     and ...id=sf.remoteaccess_pkce.htm (PKCE required for new connected
@@ -240,6 +245,15 @@ var dialects = map[Dialect]row{
 	Auth0: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
 		authURL: "https://{tenant}/authorize", tokenURL: "https://{tenant}/oauth/token",
 		deviceURL: "https://{tenant}/oauth/device/code", authScopes: []string{"offline_access"}},
+	//   - ory (Ory Network, or a self-hosted Ory Hydra: the tenant is its
+	//     public host): https://www.ory.sh/docs/oauth2-oidc (endpoints
+	//     /oauth2/auth and /oauth2/token, client_secret_basic by default);
+	//     offline_access buys a refresh token, which rotates; a refresh
+	//     revokes the access token of the refreshed grant (previous_token.go).
+	Ory: {mint: clientCredentials, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
+		singleUseRefresh: true, previousToken: PreviousTokenEndsOnRefresh,
+		authURL: "https://{tenant}/oauth2/auth", tokenURL: "https://{tenant}/oauth2/token",
+		authScopes: []string{"offline_access"}},
 
 	// Machine credentials signed by a key:
 	//   - github_app: grant_github_app.go cites GitHub's documents; big

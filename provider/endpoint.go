@@ -19,6 +19,9 @@ type Endpoint struct {
 	ExtraParams  map[string]string
 	AuthStyle    AuthStyle // "" means the dialect's default
 	Encoding     Encoding  // "" means the dialect's default
+	// PreviousToken: what a new token does to the one before; "" means the
+	// dialect's default (previous_token.go).
+	PreviousToken PreviousToken
 
 	// A user's authorization (grant_authorization_code.go, grant_device_code.go).
 	AuthURL     string            // authorization endpoint
