@@ -145,10 +145,18 @@ func TestUpstreamEconomy24h(t *testing.T) {
 
 // BenchmarkCredsReadCached is the cached creds read through the framework's
 // HandleRequest, as the plugin's gRPC server calls it.
-func BenchmarkCredsReadCached(b *testing.B) {
+func BenchmarkCredsReadCached(b *testing.B) { benchCachedRead(b, nil) }
+
+// BenchmarkCredsReadCachedEnding is the same read of a chain whose renewal
+// ends the token it serves (revokes_previous_token), outside its window.
+func BenchmarkCredsReadCachedEnding(b *testing.B) {
+	benchCachedRead(b, map[string]any{"revokes_previous_token": "on_new_token"})
+}
+
+func benchCachedRead(b *testing.B, fields map[string]any) {
 	e := newEnv(b)
 	e.fake.SetLifetime(time.Hour)
-	e.config("x", fakeprovider.Echo360, nil)
+	e.config("x", fakeprovider.Echo360, fields)
 	e.token("x") // mint once; every read below is cached
 	calls := e.fake.TotalCalls()
 	ctx := context.Background()

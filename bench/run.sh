@@ -13,7 +13,7 @@
 #   5  scale: 10 000 configs, LIST, plugin RSS, background pass
 #   6  in-process micro-benchmarks (go test -bench -benchmem)
 #
-# Knobs (environment): BENCH_DURATION (5s), BENCH_REPS (3), BENCH_CONC (1,16,64),
+# Knobs (environment): BENCH_DURATION (3s), BENCH_REPS (8), BENCH_CONC (1,16,64),
 # BENCH_SCALE (10000), BENCH_ONLY (throughput,window,stampede,scale),
 # BENCH_OUT (bench/results.md), BENCH_STRICT=1 (exit 1 when a target is missed).
 # Logs of the last run are kept in bench/out/ (git-ignored).
@@ -72,7 +72,7 @@ go test -count=1 -timeout 5m -run '^TestUpstreamEconomy24h$' -v . >"$logs/econ.t
 	tb_log "the economy test failed; see bench/out/econ.txt"
 tb_log "micro-benchmarks (go test -bench -benchmem)"
 {
-	go test -count=1 -timeout 5m -run '^$' -bench '^(BenchmarkCredsReadCached|BenchmarkNoopReadInProcess|BenchmarkMetricsScrape)$' -benchmem . &&
+	go test -count=1 -timeout 5m -run '^$' -bench '^(BenchmarkCredsReadCached|BenchmarkCredsReadCachedEnding|BenchmarkNoopReadInProcess|BenchmarkMetricsScrape)$' -benchmem . &&
 		go test -count=1 -timeout 5m -run '^$' -bench . -benchmem ./bench/
 } >"$logs/micro.txt" 2>&1 || tb_log "a micro-benchmark failed; see bench/out/micro.txt"
 
@@ -108,7 +108,7 @@ timeout --foreground --signal=TERM 20m "$tmp/load" \
 	-addr "$VAULT_ADDR" -token "$VAULT_TOKEN" \
 	-plugin-bin "$tmp/plugins/$plugin_name" \
 	-out "$out_md" \
-	-duration "${BENCH_DURATION:-5s}" -reps "${BENCH_REPS:-3}" -conc "${BENCH_CONC:-1,16,64}" \
+	-duration "${BENCH_DURATION:-3s}" -reps "${BENCH_REPS:-8}" -conc "${BENCH_CONC:-1,16,64}" \
 	-scale "${BENCH_SCALE:-10000}" -only "${BENCH_ONLY:-throughput,window,stampede,scale}" \
 	-econ-log "$logs/econ.txt" -micro-log "$logs/micro.txt" -vault-log "$tmp/vault.log" \
 	-vault-version "$vault_version" -command "${BENCH_COMMAND:-make bench}" -strict="$strict" \

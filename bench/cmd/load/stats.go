@@ -47,6 +47,14 @@ func ratios(xs []float64) string {
 	return strings.Join(s, "/")
 }
 
+// spread formats the range of xs as "0.90–0.99".
+func spread(xs []float64) string {
+	if len(xs) == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%.2f–%.2f", slices.Min(xs), slices.Max(xs))
+}
+
 // ms formats d in milliseconds, to two decimals.
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
