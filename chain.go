@@ -227,38 +227,21 @@ func lostQuickly(err error) bool {
 	return errors.As(err, &pe) && pe.Status == 0 && pe.Class != provider.Refused && !errors.Is(err, context.DeadlineExceeded)
 }
 
-// exchange makes one provider call within the config's timeout. An error
-// from a call that ran out of time wraps context.DeadlineExceeded.
+// exchange makes one token request through the gateway. An error from a
+// call that ran out of time wraps context.DeadlineExceeded.
 func (b *backend) exchange(ctx context.Context, name string, snap *snapshot, ep *provider.Endpoint, grant provider.Grant, refreshToken string) (*provider.Token, error) {
-	ctx, cancel := context.WithTimeout(ctx, snap.cfg.Timeout)
-	defer cancel()
-	if !VaultAlive() {
-		return nil, fmt.Errorf("%s grant for %q not sent: the Vault that started this plugin is gone", grant, name)
+	url := ep.EffectiveTokenURL()
+	if grant == provider.GrantRefreshToken {
+		url = ep.EffectiveRefreshURL()
 	}
-	if set, err := b.settings(ctx, b.storage); err == nil {
-		b.limits.configure(set.RateLimit, set.burst())
-	}
-	host := hostOf(ep.TokenURL)
-	if err := b.limits.wait(ctx, host, b.now()); err != nil {
-		return nil, fmt.Errorf("%s grant for %q: %w", grant, name, err)
-	}
-	start := time.Now()
-	tok, err := (&provider.Client{HTTP: snap.client}).Exchange(ctx, ep, grant, refreshToken)
-	latency := time.Since(start)
-	var pe *provider.Error
-	if errors.As(err, &pe) && pe.RetryAfter > 0 {
-		b.limits.pause(host, b.now().Add(pe.RetryAfter)) // the provider slows this host down for every name
-	}
-	b.metrics.providerCall(b.counters(name), grant, latency, err, ctx.Err())
+	var tok *provider.Token
+	err := b.send(ctx, snap.request(name, grant, url), func(ctx context.Context, c *provider.Client) (err error) {
+		tok, err = c.Exchange(ctx, ep, grant, refreshToken)
+		return err
+	})
 	if err != nil {
-		b.providerLog.Warn("provider call failed", "name", name, "grant", grant, "latency", latency, "error", err)
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s grant for %q: %w (%w)", grant, name, err, ctx.Err())
-		}
-		return nil, fmt.Errorf("%s grant for %q: %w", grant, name, err)
+		return nil, err
 	}
-	// Debug, not Info: at 100 000 chains a line per refresh is gigabytes a day.
-	b.providerLog.Debug("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", latency)
 	return tok, nil
 }
 

@@ -51,13 +51,15 @@ func (b *backend) beginDevice(ctx context.Context, s logical.Storage, name, who 
 			"config %q needs client_id and device_authorization_url (or an issuer or provider preset that gives one) for a device authorization", name))
 	}
 	ep := snap.cfg.endpoint()
-	callCtx, cancel := context.WithTimeout(b.ctx, snap.cfg.Timeout)
-	start := time.Now()
-	da, err := (&provider.Client{HTTP: snap.client}).StartDevice(callCtx, ep)
-	b.metrics.providerCall(b.counters(name), requestDeviceAuthorization, time.Since(start), err, callCtx.Err())
-	cancel()
+	var da *provider.DeviceAuthorization
+	err = b.send(b.ctx, snap.request(name, requestDeviceAuthorization, ep.DeviceURL), func(ctx context.Context, c *provider.Client) (err error) {
+		da, err = c.StartDevice(ctx, ep)
+		return err
+	})
+	if errors.Is(err, logical.ErrReadOnly) {
+		return nil, err
+	}
 	if err != nil {
-		b.providerLog.Warn("device authorization request failed", "name", name, "error", err)
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("device authorization of %s: %v", name, err))
 	}
 	p := &pendingDevice{DeviceCode: da.DeviceCode, UserCode: da.UserCode, VerificationURI: da.VerificationURI,

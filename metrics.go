@@ -129,6 +129,7 @@ const (
 	requestDeviceAuthorization provider.Grant = "device_authorization"
 	requestInstallationLookup  provider.Grant = "installation_lookup"
 	requestRevocation          provider.Grant = "revocation"
+	requestDiscovery           provider.Grant = "discovery"
 )
 
 // providerCall counts one provider request of a name (on its counters c)

@@ -39,13 +39,12 @@ func (b *backend) findInstallation(ctx context.Context, name string, snap *snaps
 	if !ep.NeedsInstallationLookup() {
 		return snap, nil
 	}
-	callCtx, cancel := context.WithTimeout(ctx, snap.cfg.Timeout)
-	defer cancel()
-	start := time.Now()
-	id, err := (&provider.Client{HTTP: snap.client}).FindInstallation(callCtx, ep)
-	b.metrics.providerCall(b.counters(name), requestInstallationLookup, time.Since(start), err, callCtx.Err())
+	var id string
+	err := b.send(ctx, snap.request(name, requestInstallationLookup, ep.EffectiveTokenURL()), func(ctx context.Context, c *provider.Client) (err error) {
+		id, err = c.FindInstallation(ctx, ep)
+		return err
+	})
 	if err != nil {
-		b.providerLog.Warn("looking up the GitHub App installation failed", "name", name, "owner", ep.Installation.Owner, "error", err)
 		return snap, err
 	}
 	cfg := *snap.cfg
@@ -97,13 +96,10 @@ func (b *backend) revokeEvicted(ctx context.Context, name string, snap *snapshot
 	if evicted == nil || evicted.AccessToken == "" || !ep.Revocable() {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, min(snap.cfg.Timeout, revokeTimeout))
-	defer cancel()
-	start := time.Now()
-	err := (&provider.Client{HTTP: snap.client}).Revoke(ctx, ep, evicted.AccessToken)
-	b.metrics.providerCall(b.counters(name), requestRevocation, time.Since(start), err, ctx.Err())
+	r := snap.request(name, requestRevocation, ep.EffectiveTokenURL())
+	r.timeout = min(r.timeout, revokeTimeout)
+	err := b.send(ctx, r, func(ctx context.Context, c *provider.Client) error { return c.Revoke(ctx, ep, evicted.AccessToken) })
 	if err != nil {
-		b.providerLog.Warn("revoking the evicted token failed; it expires on its own", "name", name, "error", err)
 		resp := &logical.Response{}
 		resp.AddWarning("the evicted token could not be revoked at the provider (it expires on its own): " + err.Error())
 		return resp
