@@ -198,15 +198,18 @@ func credsResponse(snap *snapshot, now time.Time) *logical.Response {
 
 // agentTTL is the response's ttl: the whole seconds until the token's
 // refresh window, so Vault Agent (which re-reads at ttl+1 s) re-renders when
-// the next token is served, and never less than minAgentTTL, so it does not
-// spin on a token in its window. A token the next renewal ends is told the
-// seconds to that renewal less one, down to 0: Agent comes back in the
-// handover before it and takes the renewed token.
+// the next token is served; at least minAgentTTL, so it does not spin on a
+// token in its window, but never so much that Agent comes back after the
+// token has ended: a token the next renewal ends (servedUntil) or, for a
+// short-lived one, expiry. Down to 0 there: Agent then comes back in the
+// handover before the renewal and takes the renewed token.
 func agentTTL(snap *snapshot, now time.Time) int64 {
+	left := int64(snap.servedUntil().Sub(now) / time.Second)
 	if snap.renewalEndsServed() {
-		return max(int64(snap.servedUntil().Sub(now)/time.Second)-1, 0)
+		return max(left-1, 0) // back by the renewal, in its handover
 	}
-	return max(int64(snap.state.refreshAt(snap.settings.refreshAhead).Sub(now).Seconds()), minAgentTTL)
+	untilWindow := int64(snap.state.refreshAt(snap.settings.refreshAhead).Sub(now) / time.Second)
+	return max(min(max(untilWindow, minAgentTTL), left-2), 0) // back a second before expiry
 }
 
 // staleView is what a read that found snap may still serve after a failed
