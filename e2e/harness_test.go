@@ -380,17 +380,36 @@ const (
 	fakeAPIKey       = "e2e-api-key-8d21be"
 )
 
+// FakeOption sets one of the fake's switches before it serves: the
+// in-process counterpart of cmd/fakeprovider's flags.
+type FakeOption func(*fakeprovider.Server)
+
+// withLatency is -latency: the fake sleeps d before each token answer.
+func withLatency(d time.Duration) FakeOption {
+	return func(s *fakeprovider.Server) { s.SetLatency(d) }
+}
+
+// withPreviousTokenRevocation is -previous-token-revocation: whether a new
+// access token ends the ones issued before it.
+func withPreviousTokenRevocation(m fakeprovider.PreviousTokenRevocation) FakeOption {
+	return func(s *fakeprovider.Server) { s.SetPreviousTokenRevocation(m) }
+}
+
 // StartFake starts the fake provider over HTTPS on loopback with the test
 // credentials registered and the given token lifetime (0: dialect defaults), writes its CA to a file, and closes it at cleanup.
-func StartFake(t *testing.T, lifetime time.Duration) *Fake {
+// Options set switches before it serves; without any, its defaults hold.
+func StartFake(t *testing.T, lifetime time.Duration, opts ...FakeOption) *Fake {
 	t.Helper()
-	return startFakeLogging(t, lifetime, t.Logf)
+	return startFakeLogging(t, lifetime, t.Logf, opts...)
 }
 
 // startFakeLogging is StartFake with the fake's one-line-per-request log sent to logf.
-func startFakeLogging(t *testing.T, lifetime time.Duration, logf func(string, ...any)) *Fake {
+func startFakeLogging(t *testing.T, lifetime time.Duration, logf func(string, ...any), opts ...FakeOption) *Fake {
 	t.Helper()
 	s := fakeprovider.New(fakeprovider.Options{TLS: true, Lifetime: lifetime, Logf: logf})
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.Start(); err != nil {
 		t.Fatalf("starting fake provider: %v", err)
 	}

@@ -55,7 +55,7 @@ func (s *Server) LastRequest(endpoint string) RecordedRequest {
 }
 
 // Reset zeroes the counters (Calls, TotalCalls, Grants, RefreshReuses,
-// RefreshGraceReuses) and forgets recorded requests. Clients, API keys,
+// RefreshGraceReuses, RevokedTokens) and forgets recorded requests. Clients, API keys,
 // issued tokens, pending failures and refusals, lifetime, latency and every
 // switch are kept.
 func (s *Server) Reset() {
@@ -66,5 +66,6 @@ func (s *Server) Reset() {
 	s.grants = map[string]int{}
 	s.reuses = 0
 	s.graceReuses = 0
+	s.revokedCount = 0
 	s.last = map[string]RecordedRequest{}
 }

@@ -28,8 +28,8 @@
 // private_key_jwt client authentication (RFC 7523 §2.2) at /oauth2/token;
 //
 // plus GET /api/whoami, a protected resource that answers 200 for a valid
-// "Authorization: Bearer <access token>" and 401 otherwise, so end-to-end tests
-// can prove a token is accepted.
+// (unexpired, unrevoked) "Authorization: Bearer <access token>" and 401
+// otherwise, so end-to-end tests can prove a token is accepted.
 //
 // It is used in-process by unit tests (over real loopback HTTP or HTTPS) and as
 // the demo upstream of `make dev` (see cmd/fakeprovider). It holds no Vault types.
@@ -75,6 +75,13 @@
 //	SetRefreshReuseGrace(d)                 0: a rotated token is refused   within d of its rotation a rotated
 //	                                        and counted in RefreshReuses    token works again (Xero: 30 min, Okta:
 //	                                                                        30 s), counted in RefreshGraceReuses
+//	SetPreviousTokenRevocation(m)           PreviousTokensKept: an access   RevokePreviousOnRefresh: redeeming a
+//	                                        token lives until it expires,   refresh token revokes the access tokens
+//	                                        whatever is issued after it     of its grant (fosite, Ory Hydra);
+//	                                                                        RevokePreviousOnNewToken: one active
+//	                                                                        token per client, any grant; Valid and
+//	                                                                        whoami refuse a revoked token, RevokedAt
+//	                                                                        says when it was revoked
 //
 // Counters: RefreshReuses counts a refresh token presented again after it was
 // consumed (outside any grace) or refused (expired, or hit by RefuseRefreshes),

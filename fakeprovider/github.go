@@ -233,7 +233,7 @@ func (s *Server) handleGitHubRevoke(w http.ResponseWriter, r *http.Request) {
 	token := strings.TrimPrefix(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), "token ")
 	s.mu.Lock()
 	rec, ok := s.access[token]
-	ok = ok && rec.dialect == GitHubApp && s.now().Before(rec.expires) // an expired token is no credential
+	ok = ok && rec.dialect == GitHubApp && s.now().Before(rec.expires) && rec.revoked.IsZero() // an expired or revoked token is no credential
 	if ok {
 		delete(s.access, token)
 	}

@@ -24,6 +24,7 @@ type refreshRecord struct {
 	expires time.Time // zero: never
 	state   refreshState
 	rotated time.Time // when a refresh consumed it; zero otherwise. Starts any reuse grace.
+	family  uint64    // the grant family it carries on (revocation.go)
 }
 
 // SeedRefreshToken issues a valid refresh token for clientID in dialect d, as
@@ -35,15 +36,15 @@ type refreshRecord struct {
 func (s *Server) SeedRefreshToken(d Dialect, clientID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rt, _ := s.newRefreshLocked(d, clientID, "")
+	rt, _ := s.newRefreshLocked(d, clientID, "", s.newFamilyLocked())
 	return rt
 }
 
-// newRefreshLocked stores a new refresh token and says how to announce its
-// lifetime. s.mu must be held.
-func (s *Server) newRefreshLocked(d Dialect, client, scope string) (string, refreshExpiry) {
+// newRefreshLocked stores a new refresh token of grant family and says how to
+// announce its lifetime. s.mu must be held.
+func (s *Server) newRefreshLocked(d Dialect, client, scope string, family uint64) (string, refreshExpiry) {
 	rt := newToken("rt_")
-	rec := &refreshRecord{dialect: d, client: client, scope: scope}
+	rec := &refreshRecord{dialect: d, client: client, scope: scope, family: family}
 	var announce refreshExpiry
 	if s.refreshLifetime > 0 {
 		secs := wholeSeconds(s.refreshLifetime)
@@ -94,6 +95,9 @@ func (s *Server) redeem(d Dialect, rt, client string, checkClient bool, scope st
 	case refreshConsumed:
 		if !s.inReuseGraceLocked(rec, now) {
 			s.reuses++
+			if s.previousRevocation == RevokePreviousOnRefresh {
+				s.revokeFamilyLocked(now, rec.family) // fosite's reuse detection
+			}
 			return refuse(errRefreshReused)
 		}
 		inGrace = true
@@ -125,7 +129,7 @@ func (s *Server) redeem(d Dialect, rt, client string, checkClient bool, scope st
 	if !inGrace {
 		rec.state, rec.rotated = refreshConsumed, now
 	}
-	return s.issueLocked(d, rec.client, newScope, grantRefreshToken, true), nil
+	return s.issueLocked(d, rec.client, newScope, grantRefreshToken, true, rec.family), nil
 }
 
 // noteRefusedRefresh records that refresh token rt was presented to d and

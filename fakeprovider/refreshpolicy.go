@@ -64,7 +64,8 @@ func (s *Server) SetRefreshTokenLifetime(d time.Duration, field RefreshExpiryFie
 // SetRefreshReuseGrace lets a refresh token that a refresh has rotated out be
 // presented again for d after that refresh: each such presentation succeeds
 // with fresh tokens (a new access token and a new refresh token; the tokens of
-// the first refresh stay valid) and counts in RefreshGraceReuses, not in
+// the first refresh stay valid, unless SetPreviousTokenRevocation makes a
+// refresh end them) and counts in RefreshGraceReuses, not in
 // RefreshReuses. After d, or with d <= 0 (the default), a rotated token is
 // refused and counted as a reuse.
 //

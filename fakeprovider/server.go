@@ -82,6 +82,10 @@ type Server struct {
 	refreshLifetime    time.Duration
 	refreshExpiryField RefreshExpiryField
 	reuseGrace         time.Duration
+	previousRevocation PreviousTokenRevocation
+
+	// families numbers grant families (revocation.go).
+	families uint64
 
 	// user holds authorization codes and device authorizations (authcode.go, device.go).
 	user userFlows
@@ -94,7 +98,10 @@ type Server struct {
 	grants      map[string]int
 	reuses      int
 	graceReuses int
-	last        map[string]RecordedRequest
+	// revokedCount counts access tokens revoked under
+	// SetPreviousTokenRevocation.
+	revokedCount int
+	last         map[string]RecordedRequest
 }
 
 // New returns a Server that is not yet listening.

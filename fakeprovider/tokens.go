@@ -11,10 +11,17 @@ type accessRecord struct {
 	client  string
 	scope   string
 	expires time.Time
+	// family is the grant family: the authorization whose refresh tokens
+	// issued this token (revocation.go).
+	family uint64
+	// revoked is when a newer token ended this one
+	// (SetPreviousTokenRevocation); zero while it was not.
+	revoked time.Time
 }
 
-// Valid reports whether accessToken was issued by this server and has not
-// expired by the server's clock.
+// Valid reports whether accessToken was issued by this server, has not
+// expired by the server's clock and was not revoked
+// (SetPreviousTokenRevocation).
 func (s *Server) Valid(accessToken string) bool {
 	_, ok := s.lookupAccess(accessToken)
 	return ok
@@ -24,7 +31,7 @@ func (s *Server) lookupAccess(token string) (accessRecord, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec, ok := s.access[token]
-	if !ok || !s.now().Before(rec.expires) {
+	if !ok || !s.now().Before(rec.expires) || !rec.revoked.IsZero() {
 		return accessRecord{}, false
 	}
 	return rec, true
@@ -63,20 +70,28 @@ type issued struct {
 func (s *Server) issue(d Dialect, client, scope, grant string, withRefresh bool) issued {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.issueLocked(d, client, scope, grant, withRefresh)
+	return s.issueLocked(d, client, scope, grant, withRefresh, s.newFamilyLocked())
 }
 
-func (s *Server) issueLocked(d Dialect, client, scope, grant string, withRefresh bool) issued {
+// issueLocked is the one place that issues an access token (and a refresh
+// token with it when withRefresh is set): for client of d, by grant, in
+// grant family (a new one for every grant but a refresh). Tokens that the
+// new one ends under SetPreviousTokenRevocation are revoked first. s.mu must
+// be held.
+func (s *Server) issueLocked(d Dialect, client, scope, grant string, withRefresh bool, family uint64) issued {
+	now := s.now()
+	s.revokePreviousLocked(now, d, client, grant, family)
 	secs := wholeSeconds(s.lifetimeLocked(d))
 	out := issued{access: newToken("at_"), expiresIn: secs, scope: scope}
 	s.access[out.access] = accessRecord{
 		dialect: d,
 		client:  client,
 		scope:   scope,
-		expires: s.now().Add(time.Duration(secs) * time.Second),
+		expires: now.Add(time.Duration(secs) * time.Second),
+		family:  family,
 	}
 	if withRefresh {
-		out.refresh, out.refreshExpiry = s.newRefreshLocked(d, client, scope)
+		out.refresh, out.refreshExpiry = s.newRefreshLocked(d, client, scope, family)
 	}
 	s.grants[grant]++
 	return out

@@ -9,7 +9,8 @@ import (
 )
 
 // handleWhoami is the protected resource: it accepts any unexpired access
-// token this server issued, whatever the dialect.
+// token this server issued, whatever the dialect, unless it was revoked
+// (SetPreviousTokenRevocation).
 func (s *Server) handleWhoami(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")

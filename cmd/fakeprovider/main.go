@@ -17,6 +17,10 @@
 //	-refresh-expiry-field name            announce that lifetime: refresh_token_expires_in or
 //	                                      x_refresh_token_expires_in (default none)
 //	-refresh-reuse-grace 30m              a rotated refresh token works again for this long
+//	-previous-token-revocation mode       whether a new access token ends earlier ones: kept (default),
+//	                                      on_refresh (a refresh revokes its grant's access tokens, as
+//	                                      fosite and Ory Hydra do) or on_new_token (one active token
+//	                                      per client)
 package main
 
 import (
@@ -59,6 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 		echoEnc     fakeprovider.Echo360Encoding
 		expiryField fakeprovider.RefreshExpiryField
+		revocation  fakeprovider.PreviousTokenRevocation
 		jsonRefresh = fs.Bool("oauth2-json-refresh-tokens", false, "oauth2_json returns refresh tokens (which it never redeems)")
 		rtLifetime  = fs.Duration("refresh-token-lifetime", 0, "refresh tokens expire this long after issue (default: never)")
 		reuseGrace  = fs.Duration("refresh-reuse-grace", 0, "a rotated refresh token may be used again for this long (default: never)")
@@ -67,6 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fakeprovider.Echo360FormOnly, fakeprovider.Echo360QueryOnly, fakeprovider.Echo360Either)
 	enumFlag(fs, "refresh-expiry-field", &expiryField, "token response field announcing the refresh token lifetime",
 		fakeprovider.NoRefreshExpiryField, fakeprovider.RefreshTokenExpiresIn, fakeprovider.XRefreshTokenExpiresIn)
+	enumFlag(fs, "previous-token-revocation", &revocation, "whether issuing an access token revokes earlier ones",
+		fakeprovider.PreviousTokensKept, fakeprovider.RevokePreviousOnRefresh, fakeprovider.RevokePreviousOnNewToken)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -96,6 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	srv.SetOAuth2JSONRefreshTokens(*jsonRefresh)
 	srv.SetRefreshTokenLifetime(*rtLifetime, expiryField)
 	srv.SetRefreshReuseGrace(*reuseGrace)
+	srv.SetPreviousTokenRevocation(revocation)
 	if err := srv.Start(); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

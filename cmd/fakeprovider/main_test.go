@@ -179,6 +179,48 @@ func TestRunSwitches(t *testing.T) {
 	})
 }
 
+// TestRunPreviousTokenRevocation: -previous-token-revocation reaches the
+// server; without it, earlier tokens are kept.
+func TestRunPreviousTokenRevocation(t *testing.T) {
+	cc := url.Values{"grant_type": {"client_credentials"}, "client_id": {"demo-client"}, "client_secret": {"demo-secret"}}
+	for _, tc := range []struct {
+		name              string
+		args              []string
+		wantFirstAccepted bool // after a second mint, whoami still accepts the first token
+	}{
+		{"default: earlier tokens are kept", nil, true},
+		{"kept", []string{"-previous-token-revocation", "kept"}, true},
+		{"on_refresh: a new client-credentials token ends nothing", []string{"-previous-token-revocation", "on_refresh"}, true},
+		{"on_new_token: one active token per client", []string{"-previous-token-revocation", "on_new_token"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCommand(t, "", tc.args...)
+			defer r.stop(t)
+			var tokens []string
+			for range 2 {
+				status, body := r.post(t, "/oauth2/token", "application/x-www-form-urlencoded", cc.Encode())
+				tok, _ := body["access_token"].(string)
+				if status != 200 || tok == "" {
+					t.Fatalf("mint: got %d %v, want 200 with an access token", status, body)
+				}
+				tokens = append(tokens, tok)
+			}
+			for i, want := range []bool{tc.wantFirstAccepted, true} {
+				req, _ := http.NewRequest(http.MethodGet, r.base+"/api/whoami", nil)
+				req.Header.Set("Authorization", "Bearer "+tokens[i])
+				resp, err := r.client.Do(req)
+				if err != nil {
+					t.Fatalf("whoami: got %v, want a response", err)
+				}
+				resp.Body.Close()
+				if got := resp.StatusCode == 200; got != want {
+					t.Errorf("whoami with token %d of 2: got %d, want accepted=%v", i+1, resp.StatusCode, want)
+				}
+			}
+		})
+	}
+}
+
 func TestRunBadFlags(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -189,6 +231,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"-ca-out without -tls", []string{"-ca-out", filepath.Join(t.TempDir(), "ca.pem")}, 2},
 		{"unknown echo360 encoding", []string{"-echo360-encoding", "json"}, 2},
 		{"unknown refresh expiry field", []string{"-refresh-expiry-field", "expires_at"}, 2},
+		{"unknown previous token revocation", []string{"-previous-token-revocation", "always"}, 2},
 		{"bad address", []string{"-addr", "not an address"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
