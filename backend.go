@@ -96,6 +96,9 @@ type backend struct {
 
 	// onboard holds device pollers and authorization outcomes (onboarding.go, device.go).
 	onboard onboarding
+
+	// jwks holds the encoded JWK Sets of the names with signing keys (path_keys.go).
+	jwks publishedJWKS
 }
 
 func newBackend(conf *logical.BackendConfig) *backend {
@@ -161,6 +164,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		b.loadedSettings.Store(nil)
 		return
 	}
+	b.jwks.invalidate(key)
 	name, ok := strings.CutPrefix(key, configPrefix)
 	if !ok {
 		if name, ok = strings.CutPrefix(key, tokenPrefix); !ok {
@@ -192,8 +196,10 @@ type nameEntry struct {
 	counters nameCounters
 }
 
-// entry returns name's entry, creating it on first use. Only names with a
-// config get one (callers check first), so unknown names cost nothing.
+// entry returns name's entry, creating it on first use. Entries are never
+// removed, so only names found in storage get one: callers check first that
+// the name has a config, or (the unauthenticated callback) a pending
+// authorization matching the state. Unknown names cost nothing that lasts.
 func (b *backend) entry(name string) *nameEntry {
 	if e, ok := b.entries.Load(name); ok {
 		return e.(*nameEntry)
@@ -202,7 +208,7 @@ func (b *backend) entry(name string) *nameEntry {
 	return e.(*nameEntry)
 }
 
-// lockFor returns name's mutex.
+// lockFor returns name's mutex, creating name's entry (see entry).
 func (b *backend) lockFor(name string) *sync.Mutex { return &b.entry(name).lock }
 
 // counters returns name's metrics counters.

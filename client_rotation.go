@@ -82,6 +82,7 @@ func (b *backend) promoteKey(ctx context.Context, name string, snap *snapshot, e
 		b.refreshLog.Warn("the next signing key worked but its promotion was not saved; it is tried again next time", "name", name, "error", err)
 		return snap
 	}
+	b.keysChanged(name, snap.cfg.withKeys(ring))
 	b.refreshLog.Info("the provider refused the current signing key and accepted the next: the next key is now current",
 		"name", name, "key_id", ring.current.kid)
 	return snap.with(func(n *snapshot) { n.cfg = n.cfg.withKeys(ring) })

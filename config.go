@@ -83,6 +83,11 @@ type providerConfig struct {
 	AuthParams  map[string]string `json:"auth_params,omitempty"`
 	Issuer      string            `json:"issuer,omitempty"`
 	Tenant      string            `json:"tenant,omitempty"`
+	// ResponseMode: how the provider returns the code (query or form_post;
+	// "": form_post where supported, onboarding.go). IssuerFormPost: the
+	// issuer's metadata lists form_post (discovery.go).
+	ResponseMode   provider.ResponseMode `json:"response_mode,omitempty"`
+	IssuerFormPost bool                  `json:"issuer_form_post,omitempty"`
 
 	// Signed credentials: the grant, assertions, GitHub App (config_signing.go).
 	signingConfig

@@ -65,6 +65,12 @@ func (b *backend) fillEndpoints(ctx context.Context, cfg *providerConfig, d *fra
 		if cfg.PKCE == "" && len(md.CodeChallengeMethods) > 0 && !slices.Contains(md.CodeChallengeMethods, string(provider.PKCES256)) {
 			cfg.PKCE = provider.PKCEOff // the issuer says it does not do S256
 		}
+		// response_modes_supported (RFC 8414 §2; OpenID Connect Discovery 1.0
+		// §3) naming form_post makes it the default (onboarding.go).
+		cfg.IssuerFormPost = slices.Contains(md.ResponseModes, string(provider.ResponseModeFormPost))
+	}
+	if cfg.Issuer == "" {
+		cfg.IssuerFormPost = false // what an issuer said no longer applies
 	}
 	if preset.TokenURL != "" {
 		if preset.NeedsTenant && cfg.TokenURL == "" {

@@ -13,10 +13,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -118,12 +118,41 @@ func (c *providerConfig) validateAuthorization() error {
 	if c.PKCE == provider.PKCEOff && c.endpoint().PKCERequired() {
 		return fmt.Errorf("provider %s requires PKCE: pkce=off is not allowed", c.Provider)
 	}
+	if c.ResponseMode != "" && !c.ResponseMode.Valid() {
+		return fmt.Errorf("unknown response_mode %q (want form_post or query)", c.ResponseMode)
+	}
 	for k := range c.AuthParams {
+		if k == "response_mode" {
+			return fmt.Errorf("auth_params may not set %q: use the response_mode field (form_post or query)", k)
+		}
 		if provider.AuthReserved(k) {
 			return fmt.Errorf("auth_params may not set %q: the authorization request sets it", k)
 		}
 	}
 	return nil
+}
+
+// responseMode is how the provider is asked to return the code: the
+// config's response_mode; else form_post where the provider supports it (its
+// preset documents it, or its issuer's metadata lists it) and redirect_uri is
+// a Vault callback; else query. A redirect that does not reach Vault is one
+// whose code the user pastes (authorize/<name>/code), and a form POST there
+// would leave nothing in the address bar to copy.
+func (c *providerConfig) responseMode() provider.ResponseMode {
+	switch {
+	case c.ResponseMode != "":
+		return c.ResponseMode
+	case (c.IssuerFormPost || c.endpoint().DocumentsFormPost()) && vaultCallback(c.RedirectURI):
+		return provider.ResponseModeFormPost
+	}
+	return provider.ResponseModeQuery
+}
+
+// vaultCallback reports whether redirect names a Vault callback path,
+// https://<vault>/v1/<mount>/callback (a proxy's prefix and namespaces allowed).
+func vaultCallback(redirect string) bool {
+	u, err := url.Parse(redirect)
+	return err == nil && strings.Contains(u.Path, "/v1/") && strings.HasSuffix(u.Path, "/"+callbackPath)
 }
 
 // canMint reports whether a lost chain may be started anew by the base
@@ -175,9 +204,9 @@ func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, nam
 		return "", "", time.Time{}, logical.CodedError(http.StatusBadRequest,
 			fmt.Sprintf("config %q needs client_id and auth_url (or an issuer or provider preset that gives one) to authorize in a browser", name))
 	}
-	ep := snap.cfg.endpoint()
+	ep, mode := snap.cfg.endpoint(), snap.cfg.responseMode()
 	state, verifier := newAuthState(name), provider.NewSecret()
-	if authURL, err = ep.AuthorizationURL(state, verifier); err != nil {
+	if authURL, err = ep.AuthorizationURLIn(mode, state, verifier); err != nil {
 		return "", "", time.Time{}, fmt.Errorf("authorization URL of %q: %w", name, err)
 	}
 	expires = b.now().Add(pendingLifetime)
@@ -185,7 +214,7 @@ func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, nam
 	if err := putJSON(ctx, s, codePrefix+name, p); err != nil {
 		return "", "", time.Time{}, err
 	}
-	b.refreshLog.Info("authorization started", "name", name, "flow", "browser", "by", who, "expires_at", expires)
+	b.refreshLog.Info("authorization started", "name", name, "flow", "browser", "response_mode", mode, "by", who, "expires_at", expires)
 	return authURL, state, expires, nil
 }
 
@@ -194,6 +223,17 @@ func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, nam
 type codeAnswer struct {
 	code, errCode, errDescription string
 	params                        map[string]string
+}
+
+// pendingMatching reads name's pending browser authorization and reports
+// whether state is the one it was issued with (the hashes compared in
+// constant time). It only reads storage: nothing is created in memory.
+func pendingMatching(ctx context.Context, s logical.Storage, name, state string) (p pendingCode, ok bool, err error) {
+	found, err := getJSON(ctx, s, codePrefix+name, &p)
+	if err != nil || !found {
+		return p, false, err
+	}
+	return p, subtle.ConstantTimeCompare([]byte(p.StateHash), []byte(hashOf(state))) == 1, nil
 }
 
 // finishAuthorization completes name's pending browser authorization. The
@@ -205,17 +245,28 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 	if !b.WriteSafeReplicationState() {
 		return logical.ErrReadOnly
 	}
+	unknown := func() error {
+		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
+			"this authorization of %s is unknown, already used, or replaced by a newer one; nothing was changed. Start again with vault write tokenbroker/authorize/%s", name, name))
+	}
+	// The callback is open to anyone: a state that matches no pending
+	// authorization is refused before anything per name exists (the name's
+	// lock is an entry that lasts, backend.go). A storage read creates nothing.
+	if _, ok, err := pendingMatching(ctx, s, name, state); err != nil {
+		return err
+	} else if !ok {
+		return unknown()
+	}
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	var p pendingCode
-	found, err := getJSON(ctx, s, codePrefix+name, &p)
+	// Again under the lock: a concurrent callback may have burnt the state,
+	// or a newer authorization replaced it.
+	p, ok, err := pendingMatching(ctx, s, name, state)
 	if err != nil {
 		return err
-	}
-	if !found || subtle.ConstantTimeCompare([]byte(p.StateHash), []byte(hashOf(state))) != 1 {
-		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
-			"this authorization of %s is unknown, already used, or replaced by a newer one; nothing was changed. Start again with vault write tokenbroker/authorize/%s", name, name))
+	} else if !ok {
+		return unknown()
 	}
 	if err := s.Delete(ctx, codePrefix+name); err != nil {
 		return fmt.Errorf("the authorization of %q could not be marked used, so it was not completed: %w", name, err)
@@ -230,7 +281,7 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 		return refuse(fmt.Sprintf("the authorization of %s expired at %s; start again with vault write tokenbroker/authorize/%s",
 			name, p.ExpiresAt.UTC().Format(time.RFC3339), name))
 	case a.errCode != "":
-		return refuse(strings.TrimSuffix(fmt.Sprintf("the provider did not authorize %s: %s: %s", name, cleanText(a.errCode), cleanText(a.errDescription)), ": "))
+		return refuse(strings.TrimSuffix(fmt.Sprintf("the provider did not authorize %s: %s: %s", name, provider.CleanText(a.errCode), provider.CleanText(a.errDescription)), ": "))
 	case a.code == "":
 		return refuse(fmt.Sprintf("the provider sent no code for %s", name))
 	}
@@ -249,7 +300,7 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 	}
 	var params map[string]string
 	for _, k := range ep.RedirectParams() {
-		if v := cleanText(a.params[k]); v != "" {
+		if v := strings.TrimSpace(provider.CleanText(a.params[k])); v != "" {
 			if params == nil {
 				params = map[string]string{}
 			}
@@ -296,20 +347,6 @@ func (b *backend) connect(ctx context.Context, name string, snap *snapshot, tok 
 		return fmt.Errorf("%s is connected, but: %w", name, err)
 	}
 	return nil
-}
-
-// cleanText makes a redirect's text fit to show and log: no control characters, 200 bytes at most.
-func cleanText(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > 200 {
-		s = strings.ToValidUTF8(s[:200], "") + "…"
-	}
-	return strings.TrimSpace(s)
 }
 
 func getJSON(ctx context.Context, s logical.Storage, key string, v any) (bool, error) {

@@ -13,7 +13,13 @@ import (
 
 // callbackPath is where the provider sends the user's browser back, without
 // a Vault token (PathsSpecial.Unauthenticated): redirect_uri is
-// https://<vault>/v1/<mount>/callback.
+// https://<vault>/v1/<mount>/callback. The answer comes as a GET with a query
+// (RFC 6749 §4.1.2), or as a POST of an application/x-www-form-urlencoded
+// form (OAuth 2.0 Form Post Response Mode), which Vault's HTTP layer decodes
+// into the request's data like a JSON body, and records in its audit log
+// HMAC'd, where a GET's query stays in clear text in request_uri. Both are
+// taken whatever the config asked for: a provider may answer an error by
+// redirect even to a form_post request.
 const callbackPath = "callback"
 
 func pathCallback(b *backend) []*framework.Path {
@@ -21,15 +27,21 @@ func pathCallback(b *backend) []*framework.Path {
 		Pattern:      callbackPath + "$",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationVerb: "receive", OperationSuffix: "callback"},
 		Fields: withFieldSchemas(map[string]*framework.FieldSchema{
-			"code":              {Type: framework.TypeString, Query: true, Description: "Authorization code (RFC 6749 §4.1.2)."},
-			"state":             {Type: framework.TypeString, Query: true, Description: "The state of the authorization."},
+			"code": {Type: framework.TypeString, Query: true, Description: "Authorization code (RFC 6749 §4.1.2).",
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
+			"state": {Type: framework.TypeString, Query: true, Description: "The state of the authorization.",
+				DisplayAttrs: &framework.DisplayAttributes{Sensitive: true}},
 			"error":             {Type: framework.TypeString, Query: true, Description: "The provider's error code (RFC 6749 §4.1.2.1)."},
 			"error_description": {Type: framework.TypeString, Query: true, Description: "The provider's description of the error."},
 		}, redirectParamFields()),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
-				Callback: b.pathCallbackRead,
+				Callback: b.pathCallback,
 				Summary:  "Receive the provider's redirect after a user's approval; answers a small HTML page.",
+			},
+			logical.UpdateOperation: &framework.PathOperation{
+				Callback: b.pathCallback,
+				Summary:  "Receive the provider's form POST (response_mode=form_post) after a user's approval; answers a small HTML page.",
 			},
 		},
 		HelpSynopsis:    "Where the provider sends the user back after authorize/<name> (no Vault token needed).",
@@ -37,10 +49,10 @@ func pathCallback(b *backend) []*framework.Path {
 	}}
 }
 
-// pathCallbackRead finishes the authorization that state names and answers
-// a page saying how it went. The page repeats no code, state or token, and
-// links nowhere: there is no redirect to follow.
-func (b *backend) pathCallbackRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+// pathCallback finishes the authorization that state names and answers a
+// page saying how it went, for a GET and a form POST alike. The page repeats
+// no code, state or token, and links nowhere: there is no redirect to follow.
+func (b *backend) pathCallback(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly // Vault forwards it to the node that can write
 	}

@@ -101,6 +101,8 @@ var configFields = map[string]*framework.FieldSchema{
 		AllowedValues: []any{"never", "on_refresh", "on_new_token"}},
 	"refresh_reuse_grace": {Type: framework.TypeDurationSecond, Default: 0,
 		Description: "How long the provider accepts a refresh token again after rotating it (Xero: 30m, Okta: 30s). Within it, a refresh whose answer was lost is retried once with the same token. 0 (default): never resend."},
+	"response_mode": {Type: framework.TypeString, AllowedValues: []any{"form_post", "query"},
+		Description: "How the provider returns the code to redirect_uri: form_post (a POST: no URL, browser history or audit log holds the code) or query. Default: form_post where the preset or the issuer's metadata says the provider supports it and redirect_uri is a Vault callback (…/v1/…/callback), else query."},
 }
 
 func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
@@ -154,6 +156,7 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 		"redirect_uri":             cfg.RedirectURI,
 		"pkce":                     string(ep.EffectivePKCE()),
 		"auth_params":              nonNilMap(cfg.AuthParams),
+		"response_mode":            string(cfg.responseMode()),
 		"issuer":                   cfg.Issuer,
 		"tenant":                   cfg.Tenant,
 	}
@@ -224,6 +227,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := writeConfig(ctx, req.Storage, name, cfg); err != nil {
 		return nil, err
 	}
+	b.keysChanged(name, cfg)
 	b.names.add(name)
 	if err := writeState(ctx, req.Storage, name, state); err != nil {
 		// The config is stored but the token state is not what it must be:
@@ -257,6 +261,7 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	if err := deleteKeyRing(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
+	b.keysChanged(name, nil)
 	if err := deleteAuthorizations(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
@@ -275,6 +280,7 @@ func (c *providerConfig) apply(d *framework.FieldData) (seed string, err error) 
 		"ca_pem": &c.CAPEM, "refresh_token": &seed,
 		"auth_url": &c.AuthURL, "device_authorization_url": &c.DeviceURL, "redirect_uri": &c.RedirectURI,
 		"issuer": &c.Issuer, "tenant": &c.Tenant, "pkce": (*string)(&c.PKCE),
+		"response_mode": (*string)(&c.ResponseMode),
 	}
 	for key, dst := range strs {
 		if v, ok, err := field[string](d, key); err != nil {

@@ -2,14 +2,20 @@ package tokenbroker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+	"golang.org/x/sync/singleflight"
 )
 
 // jwksPattern is the unauthenticated path of a name's public keys.
@@ -82,7 +88,11 @@ const jwksHelp = `
 Unauthenticated: public keys are public. Returns {"keys": [current, next]}
 (and the previous key for one assertion_ttl after a promotion) as
 application/json, so a provider that takes a client's JWKS URL fetches the
-keys straight from Vault: https://<vault>/v1/<mount>/jwks/<name>.
+keys straight from Vault: https://<vault>/v1/<mount>/jwks/<name>. Served from
+memory with Cache-Control: public, max-age=300 and an ETag; a matching
+If-None-Match gets a 304. Vault passes both headers only when the mount
+allows them: vault secrets tune -allowed-response-headers=ETag
+-passthrough-request-headers=If-None-Match <mount>.
 `
 
 // pathKeyRead shows the public part of name's keys.
@@ -181,35 +191,270 @@ func (b *backend) changeKeys(ctx context.Context, req *logical.Request, d *frame
 	if err := writeKeyRing(ctx, req.Storage, name, ring); err != nil {
 		return nil, err
 	}
+	b.keysChanged(name, cfg.withKeys(ring))
 	b.replaceKeys(name, cfg, ring)
 	return b.pathKeyRead(ctx, req, d)
 }
 
-// pathJWKSRead serves the published public keys as a raw JWK Set. It needs
-// no Vault token (PathsSpecial.Unauthenticated).
+// pathJWKSRead serves a name's published public keys as a raw JWK Set. It
+// needs no Vault token (PathsSpecial.Unauthenticated), so it is served from
+// memory: the set is encoded when the keys change, not per request.
 func (b *backend) pathJWKSRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name, err := nameField(d)
-	if err != nil {
+	name, _ := d.Raw["name"].(string) // from the path: the field decoder would only allocate
+	if err := validName(name); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	cfg, err := loadSigningConfig(ctx, req.Storage, name)
+	doc, err := b.jwks.get(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
-	keys := []map[string]any{}
-	for _, k := range cfg.keys.published(b.now()) {
-		keys = append(keys, k.jwk(cfg.endpointWith(k).SigningAlgorithm()))
+	if doc == nil {
+		return nil, errNoKeys(name)
 	}
-	body, err := json.Marshal(map[string]any{"keys": keys})
-	if err != nil {
-		return nil, fmt.Errorf("encode the JWK Set of %q: %w", name, err)
-	}
-	return &logical.Response{Data: map[string]any{
-		logical.HTTPContentType: "application/json",
-		logical.HTTPRawBody:     body,
-		logical.HTTPStatusCode:  http.StatusOK,
-	}}, nil
+	return doc.at(b.now()).response(req.Headers), nil
 }
+
+// jwksCacheControl lets a provider or a cache keep a JWK Set five minutes
+// (RFC 9111 §5.2.2.1): a provider that honours it sees a next key within
+// five minutes of key/<name>/rotate, so waiting that long before promoting
+// is always enough, and a direct key replacement on config/<name> reaches it
+// as fast; in between, repeated fetches cost the provider a cached copy (or,
+// with the ETag, a 304) and Vault nothing. Keys change by operator action;
+// a previous key staying in a cache a little longer than published is
+// harmless: it signs nothing any more.
+const jwksCacheControl = "public, max-age=300"
+
+// jwksBody is one encoding of a JWK Set and its entity tag.
+type jwksBody struct {
+	body []byte
+	etag string // a strong entity tag (RFC 9110 §8.8.3): the body's SHA-256, quoted
+	// etagHeader is the ETag header's value, shared by every response (read only).
+	etagHeader []string
+}
+
+// response is the raw response serving j: 304 Not Modified when the
+// request's If-None-Match names j's entity tag (RFC 9110 §13.1.2), which
+// reaches the plugin only where the mount passes the header through
+// (passthrough_request_headers), as the ETag reaches clients only where it
+// allows it (allowed_response_headers).
+func (j *jwksBody) response(headers map[string][]string) *logical.Response {
+	resp := &logical.Response{
+		Data: map[string]any{
+			logical.HTTPContentType:        "application/json",
+			logical.HTTPStatusCode:         http.StatusOK,
+			logical.HTTPCacheControlHeader: jwksCacheControl,
+		},
+		Headers: map[string][]string{"ETag": j.etagHeader},
+	}
+	if noneMatch(headers, j.etag) {
+		resp.Data[logical.HTTPStatusCode] = http.StatusNotModified
+		return resp
+	}
+	resp.Data[logical.HTTPRawBody] = j.body
+	return resp
+}
+
+// noneMatch reports whether an If-None-Match header (any case) names etag:
+// "*", or a list of entity tags compared weakly (RFC 9110 §13.1.2, §8.8.3.2).
+func noneMatch(headers map[string][]string, etag string) bool {
+	for key, values := range headers {
+		if !strings.EqualFold(key, "If-None-Match") {
+			continue
+		}
+		for _, value := range values {
+			for tag := range strings.SplitSeq(value, ",") {
+				if tag = strings.TrimSpace(tag); tag == "*" || strings.TrimPrefix(tag, "W/") == etag {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// jwksDoc is a name's published JWK Set, encoded once per change of its keys
+// or config: the set to serve, and, while a previous key is still published
+// (until its time), the set that includes it.
+type jwksDoc struct {
+	current, withPrevious *jwksBody
+	previousUntil         time.Time
+}
+
+// at is the set published at now.
+func (d *jwksDoc) at(now time.Time) *jwksBody {
+	if now.Before(d.previousUntil) {
+		return d.withPrevious
+	}
+	return d.current
+}
+
+// newJWKSDoc encodes the JWK Sets of cfg's keys (cfg has a signing key).
+func newJWKSDoc(cfg *providerConfig) (*jwksDoc, error) {
+	encode := func(keys []*signingKey) (*jwksBody, error) {
+		jwks := make([]map[string]any, 0, len(keys))
+		for _, k := range keys {
+			jwks = append(jwks, k.jwk(cfg.endpointWith(k).SigningAlgorithm()))
+		}
+		body, err := json.Marshal(map[string]any{"keys": jwks})
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(body)
+		etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:]) + `"`
+		return &jwksBody{body: body, etag: etag, etagHeader: []string{etag}}, nil
+	}
+	ring := cfg.keys
+	current, err := encode(ring.published(ring.previousUntil)) // once the previous key is no longer published
+	if err != nil {
+		return nil, err
+	}
+	doc := &jwksDoc{current: current}
+	if ring.previous != nil && !ring.previousUntil.IsZero() {
+		if doc.withPrevious, err = encode(ring.published(time.Time{})); err != nil {
+			return nil, err
+		}
+		doc.previousUntil = ring.previousUntil
+	}
+	return doc, nil
+}
+
+// publishedJWKS holds the JWK Sets of the names with signing keys, so an
+// unauthenticated jwks/<name> reads memory only. A name gets an entry when
+// it has keys (listed from storage once, written here, or invalidated);
+// a name without keys never gets one, so requests for unknown names allocate
+// nothing that stays and touch no storage once the keys were listed.
+type publishedJWKS struct {
+	// docs: name -> *jwksDoc, or unencoded for a name whose keys must be
+	// (re)loaded from storage. Read without a lock.
+	docs sync.Map
+	// mu serialises changes, the listing and the keeping of loaded sets.
+	mu sync.Mutex
+	// listed: docs has an entry for every name with keys in storage.
+	listed atomic.Bool
+	// gen counts changes (under mu): a set loaded while one happened is
+	// served to its request but not kept.
+	gen uint64
+	// loads collapses concurrent loads of one name into one.
+	loads singleflight.Group
+}
+
+// unencoded marks a name with keys in storage whose set is not encoded yet.
+var unencoded = new(jwksDoc)
+
+// get returns name's JWK Set, nil when the name has no keys.
+func (p *publishedJWKS) get(ctx context.Context, s logical.Storage, name string) (*jwksDoc, error) {
+	v, ok := p.docs.Load(name)
+	if !ok && !p.listed.Load() {
+		if err := p.list(ctx, s); err != nil {
+			return nil, err
+		}
+		v, ok = p.docs.Load(name)
+	}
+	switch {
+	case !ok:
+		return nil, nil // no keys: nothing read, nothing kept
+	case v != unencoded:
+		return v.(*jwksDoc), nil
+	}
+	return p.load(ctx, s, name)
+}
+
+// list gives every name with keys in storage an entry, once.
+func (p *publishedJWKS) list(ctx context.Context, s logical.Storage) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.listed.Load() {
+		return nil
+	}
+	names, err := s.List(ctx, keyPrefix)
+	if err != nil {
+		return fmt.Errorf("list signing keys: %w", err)
+	}
+	for _, name := range names {
+		p.docs.LoadOrStore(name, unencoded) // an entry stored since is newer
+	}
+	p.listed.Store(true)
+	return nil
+}
+
+// load reads name's config and keys from storage and encodes its set.
+func (p *publishedJWKS) load(ctx context.Context, s logical.Storage, name string) (*jwksDoc, error) {
+	v, err, _ := p.loads.Do(name, func() (any, error) {
+		p.mu.Lock()
+		gen := p.gen
+		p.mu.Unlock()
+		cfg, err := loadConfig(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		var doc *jwksDoc
+		if cfg != nil && cfg.keys.signer() != nil {
+			if doc, err = newJWKSDoc(cfg); err != nil {
+				return nil, fmt.Errorf("encode the JWK Set of %q: %w", name, err)
+			}
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.gen == gen {
+			p.keep(name, doc)
+		}
+		return doc, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*jwksDoc), nil
+}
+
+// keep makes doc name's entry, or drops the entry when doc is nil; mu is held.
+func (p *publishedJWKS) keep(name string, doc *jwksDoc) {
+	if doc == nil {
+		p.docs.Delete(name)
+	} else {
+		p.docs.Store(name, doc)
+	}
+}
+
+// changed publishes name's set after its keys or config were written on
+// this node (cfg holds its keys; nil: deleted). A set that cannot be encoded
+// is loaded again on the next request.
+func (p *publishedJWKS) changed(name string, cfg *providerConfig) {
+	var doc *jwksDoc
+	if cfg != nil && cfg.keys.signer() != nil {
+		var err error
+		if doc, err = newJWKSDoc(cfg); err != nil {
+			doc = unencoded
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	p.keep(name, doc)
+}
+
+// invalidate marks name's set for reloading after another node wrote its
+// keys (key/<name>) or, for a name with keys, its config (config/<name>):
+// the next request loads it from storage (a standby, a performance
+// secondary).
+func (p *publishedJWKS) invalidate(key string) {
+	name, isKey := strings.CutPrefix(key, keyPrefix)
+	if !isKey {
+		var isConfig bool
+		if name, isConfig = strings.CutPrefix(key, configPrefix); !isConfig {
+			return
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gen++
+	if _, has := p.docs.Load(name); has || isKey {
+		p.docs.Store(name, unencoded)
+	}
+}
+
+// keysChanged publishes name's JWK Set after its keys or config changed on
+// this node (cfg nil: deleted). Callers hold the name's lock.
+func (b *backend) keysChanged(name string, cfg *providerConfig) { b.jwks.changed(name, cfg) }
 
 func errNoKeys(name string) error {
 	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("%q has no signing key: write private_key, generate_key or service_account_json to config/%s", name, name))

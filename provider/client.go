@@ -54,22 +54,29 @@ func NewHTTPClient(caPEM string) (*http.Client, error) {
 
 // Exchange performs grant against e and returns the token. Errors are *Error.
 func (c *Client) Exchange(ctx context.Context, e *Endpoint, grant Grant, refreshToken string) (*Token, error) {
-	secrets := []string{e.ClientSecret, e.APIKey, refreshToken}
 	if g := e.mint(); grant == g.name && g.exchange != nil {
-		return g.exchange(c, ctx, e) // not an RFC 6749 token request
+		tok, err := g.exchange(c, ctx, e) // not an RFC 6749 token request
+		if err != nil {
+			return nil, err
+		}
+		if err := tok.check(0); err != nil {
+			return nil, err
+		}
+		return tok, nil
 	}
+	r := e.Redactor(refreshToken)
 	req, err := e.NewRequest(ctx, grant, refreshToken)
 	if err != nil {
-		return nil, &Error{Class: Refused, Description: redact(err.Error(), secrets)}
+		return nil, r.refusal(err)
 	}
-	return c.token(e, req, secrets)
+	return c.token(e, req, r)
 }
 
-// token sends req and reads a token response. secrets are what the request
-// carries; no error repeats them. A refresh token whose lifetime the provider
-// did not announce gets the dialect's documented one.
-func (c *Client) token(e *Endpoint, req *http.Request, secrets []string) (*Token, error) {
-	tok, err := answer(c, req, secrets, parseResponse)
+// token sends req and reads a token response. r removes what the request
+// carries from any error. A refresh token whose lifetime the provider did not
+// announce gets the dialect's documented one.
+func (c *Client) token(e *Endpoint, req *http.Request, r *Redactor) (*Token, error) {
+	tok, err := answer(c, req, r, parseResponse)
 	if err != nil {
 		return nil, err
 	}
@@ -79,25 +86,25 @@ func (c *Client) token(e *Endpoint, req *http.Request, secrets []string) (*Token
 	return tok, nil
 }
 
-// answer sends req and reads the answer with parse; an error carries none of
-// secrets and notes the provider's Retry-After.
-func answer[T any](c *Client, req *http.Request, secrets []string, parse func(status int, contentType string, body []byte) (T, error)) (T, error) {
+// answer sends req and reads the answer with parse; r cleans an error, which
+// notes the provider's Retry-After.
+func answer[T any](c *Client, req *http.Request, r *Redactor, parse func(status int, contentType string, body []byte) (T, error)) (T, error) {
 	var zero T
-	status, contentType, retry, body, err := c.roundTrip(req, secrets)
+	status, contentType, retry, body, err := c.roundTrip(req, r)
 	if err != nil {
 		return zero, err
 	}
 	v, err := parse(status, contentType, body)
 	if err != nil {
-		return zero, cleaned(err, secrets, retry)
+		return zero, cleaned(err, r, retry)
 	}
 	return v, nil
 }
 
 // roundTrip sends req and returns the answer's status, content type,
-// Retry-After and body (capped at MaxBody). Errors are *Error: a failed round
-// trip is Temporary when the request was not written, else Lost.
-func (c *Client) roundTrip(req *http.Request, secrets []string) (status int, contentType string, retry time.Duration, body []byte, err error) {
+// Retry-After and body (capped at MaxBody). Errors are *Error, cleaned by r:
+// a failed round trip is Temporary when the request was not written, else Lost.
+func (c *Client) roundTrip(req *http.Request, r *Redactor) (status int, contentType string, retry time.Duration, body []byte, err error) {
 	// Whether the request was written decides whether a lost answer may have
 	// spent a single-use refresh token.
 	var wrote atomic.Bool
@@ -114,7 +121,7 @@ func (c *Client) roundTrip(req *http.Request, secrets []string) (status int, con
 		if wrote.Load() {
 			class = Lost
 		}
-		return 0, "", 0, nil, &Error{Class: class, Description: redact(transportMessage(req, err), secrets)}
+		return 0, "", 0, nil, &Error{Class: class, Description: r.Redact(transportMessage(req, err))}
 	}
 	defer resp.Body.Close()
 	limit := int64(MaxBody)
@@ -123,7 +130,7 @@ func (c *Client) roundTrip(req *http.Request, secrets []string) (status int, con
 	}
 	body, err = io.ReadAll(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		return 0, "", 0, nil, &Error{Class: Lost, Status: resp.StatusCode, Description: "reading the response: " + redact(err.Error(), secrets)}
+		return 0, "", 0, nil, &Error{Class: Lost, Status: resp.StatusCode, Description: r.Redact("reading the response: " + err.Error())}
 	}
 	if int64(len(body)) > limit {
 		return 0, "", 0, nil, &Error{Class: Refused, Status: resp.StatusCode, Description: fmt.Sprintf("the provider's response is larger than %d MiB", limit>>20)}
@@ -134,15 +141,22 @@ func (c *Client) roundTrip(req *http.Request, secrets []string) (status int, con
 	return resp.StatusCode, resp.Header.Get("Content-Type"), retryAfter(resp.Header.Get("Retry-After"), time.Now()), body, nil
 }
 
-// cleaned removes secrets from a provider's error and notes its Retry-After.
-func cleaned(err error, secrets []string, retry time.Duration) error {
+// cleaned removes with r the request's credentials from a provider's error,
+// and notes its Retry-After.
+func cleaned(err error, r *Redactor, retry time.Duration) error {
 	var pe *Error
-	if errors.As(err, &pe) {
-		pe.Code = redact(pe.Code, secrets)
-		pe.Description = redact(pe.Description, secrets)
-		pe.RetryAfter = retry
+	if !errors.As(err, &pe) {
+		return &Error{Class: Refused, Description: r.Redact(err.Error()), RetryAfter: retry}
 	}
+	pe.Code = r.Redact(pe.Code)
+	pe.Description = r.Redact(pe.Description)
+	pe.RetryAfter = retry
 	return err
+}
+
+// refusal is err, met before anything was sent, as a refused *Error cleaned by r.
+func (r *Redactor) refusal(err error) *Error {
+	return &Error{Class: Refused, Description: r.Redact(err.Error())}
 }
 
 // transportMessage describes a failed round trip without the URL's query

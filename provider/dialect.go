@@ -81,6 +81,11 @@ type row struct {
 	// parameters, which a config's own override.
 	authScopes []string
 	authParams map[string]string
+	// formPost: the provider documents response_mode=form_post for the
+	// authorization code flow (OAuth 2.0 Form Post Response Mode): the code
+	// then reaches the callback in a POST body, never in a URL. Set only
+	// where the provider's own documentation says so (cited at the row).
+	formPost bool
 	// redirectParams: what the provider adds to its redirect besides code
 	// and state that the app needs to call its API (Intuit: realmId, the
 	// company the user connected).
@@ -162,6 +167,8 @@ var dialects = map[Dialect]row{
 	//   - google: https://developers.google.com/identity/protocols/oauth2/web-server
 	//     and .../oauth2/limited-input-device; a refresh token comes only with
 	//     access_type=offline, and again on re-consent only with prompt=consent.
+	//     Those pages document no response_mode: form_post is left off (an
+	//     issuer=https://accounts.google.com config follows its metadata).
 	Google: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
 		authURL: "https://accounts.google.com/o/oauth2/v2/auth", tokenURL: "https://oauth2.googleapis.com/token",
 		deviceURL:  "https://oauth2.googleapis.com/device/code",
@@ -178,6 +185,9 @@ var dialects = map[Dialect]row{
 		tokenURL:      "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
 		deviceURL:     "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
 		defaultTenant: "common", authScopes: []string{"offline_access"},
+		// response_mode=form_post: documented on the same page, "Request an
+		// authorization code" (query, fragment or form_post).
+		formPost: true,
 		// Certificate credentials (https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials):
 		// a client assertion signed PS256 (or RS256), naming the certificate
 		// by x5t#S256; client credentials need a scope (https://graph.microsoft.com/.default).
@@ -193,6 +203,7 @@ var dialects = map[Dialect]row{
 	//   - salesforce: https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_web_server_flow.htm
 	//     and ...id=sf.remoteaccess_pkce.htm (PKCE required for new connected
 	//     apps); refresh_token scope; rotating refresh tokens when enabled.
+	//     The web server flow's pages document no response_mode: form_post is left off.
 	Salesforce: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
 		authURL:  "https://login.salesforce.com/services/oauth2/authorize",
 		tokenURL: "https://login.salesforce.com/services/oauth2/token",
@@ -235,6 +246,9 @@ var dialects = map[Dialect]row{
 		tokenURL:   "https://{tenant}/oauth2/default/v1/token",
 		deviceURL:  "https://{tenant}/oauth2/default/v1/device/authorize",
 		authScopes: []string{"offline_access"}, reuseGrace: 30 * time.Second,
+		// response_mode=form_post: https://developer.okta.com/docs/api/openapi/okta-oauth/oauth/tag/CustomAS/
+		// (the authorize operation's response_mode: fragment, form_post, query, okta_post_message).
+		formPost: true,
 		// Service apps (https://developer.okta.com/docs/guides/implement-oauth-for-okta-serviceapp/main/):
 		// client credentials with private_key_jwt (RS256 or ES256 here),
 		// scopes required; the org authorization server's token URL is
@@ -244,7 +258,10 @@ var dialects = map[Dialect]row{
 	//     and .../device-authorization-flow (the tenant is the Auth0 domain).
 	Auth0: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
 		authURL: "https://{tenant}/authorize", tokenURL: "https://{tenant}/oauth/token",
-		deviceURL: "https://{tenant}/oauth/device/code", authScopes: []string{"offline_access"}},
+		deviceURL: "https://{tenant}/oauth/device/code", authScopes: []string{"offline_access"},
+		// response_mode=form_post: https://auth0.com/docs/authenticate/protocols/oauth
+		// (the /authorize endpoint's response_mode: query, fragment, form_post, web_message).
+		formPost: true},
 	//   - ory (Ory Network, or a self-hosted Ory Hydra: the tenant is its
 	//     public host): https://www.ory.sh/docs/oauth2-oidc (endpoints
 	//     /oauth2/auth and /oauth2/token, client_secret_basic by default);

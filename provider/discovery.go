@@ -18,6 +18,9 @@ type Metadata struct {
 	TokenEndpoint               string   `json:"token_endpoint"`
 	DeviceAuthorizationEndpoint string   `json:"device_authorization_endpoint"`
 	CodeChallengeMethods        []string `json:"code_challenge_methods_supported"`
+	// ResponseModes: the response_mode values the server supports (RFC 8414
+	// §2; absent means query and fragment).
+	ResponseModes []string `json:"response_modes_supported"`
 }
 
 // MetadataURLs are where issuer's metadata may be published: OpenID Connect

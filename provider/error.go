@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Class is what a failed exchange means for what was sent. Every provider
@@ -67,4 +68,54 @@ func classOf(status int) Class {
 		return Temporary
 	}
 	return Refused
+}
+
+// maxDescription bounds what a provider's text may add to a message.
+const maxDescription = 300
+
+// CleanText makes text from a provider (or from a redirect it sent) fit to
+// show to people and to log: control characters (C0, DEL, C1), Unicode's
+// line and paragraph separators and the bidirectional formatting characters
+// become spaces, invalid UTF-8 becomes U+FFFD, surrounding space goes, and it
+// is cut to maxDescription bytes (with "…" when cut).
+//
+// The result is plain text, never HTML: '<', '>' and '&' stay, since they
+// carry meaning in a message ("must be <= 3600") and do nothing in a JSON
+// API answer, a log line or a terminal. Where text lands in an HTML page, the
+// page escapes it (html/template, as the callback page does).
+//
+// CleanText removes no credential: provider answers to a request go through
+// that request's Redactor, which also cleans.
+func CleanText(s string) string { return bound(cleanRunes(s), false) }
+
+// cleanRunes replaces, rune for rune, what could move a terminal's cursor,
+// end a log line, or reorder what a reader sees (Unicode Technical Report #36
+// §2.1) with a space. Runes map to runes, so an occurrence of a string in s is
+// an occurrence of its cleaned form in cleanRunes(s).
+func cleanRunes(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || bidiControl(r) {
+			return ' '
+		}
+		return r
+	}, s)
+}
+
+// bidiControl reports whether r is one of Unicode's bidirectional formatting
+// characters (Unicode Standard Annex #9 §2).
+func bidiControl(r rune) bool {
+	return r == '\u061c' || r == '\u200e' || r == '\u200f' || ('\u202a' <= r && r <= '\u202e') || ('\u2066' <= r && r <= '\u2069')
+}
+
+// bound trims s's surrounding space and cuts it to maxDescription bytes on a
+// rune boundary; "…" marks a cut, or, with cut, text left out before.
+func bound(s string, cut bool) string {
+	if len(s) > maxDescription {
+		s, cut = s[:maxDescription], true
+	}
+	s = strings.TrimSpace(strings.ToValidUTF8(s, ""))
+	if cut {
+		s += "…"
+	}
+	return s
 }

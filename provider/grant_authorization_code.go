@@ -51,8 +51,34 @@ var codeGrant = grant{name: GrantAuthorizationCode, oauth: true}
 // auth_params may not override them.
 var authReserved = map[string]bool{
 	"response_type": true, "client_id": true, "redirect_uri": true, "scope": true,
-	"state": true, "code_challenge": true, "code_challenge_method": true,
+	"state": true, "code_challenge": true, "code_challenge_method": true, "response_mode": true,
 }
+
+// ResponseMode is how the provider returns the authorization response (code
+// and state, or error) to the redirect URI (OAuth 2.0 Multiple Response Type
+// Encoding Practices §2.1).
+type ResponseMode string
+
+const (
+	// ResponseModeQuery: a redirect whose query carries the response, the
+	// default for response_type=code (RFC 6749 §4.1.2). The code and state
+	// then sit in a URL: browser history, proxies' and servers' logs (Vault's
+	// audit log records a request's URI in clear text).
+	ResponseModeQuery ResponseMode = "query"
+	// ResponseModeFormPost: the provider answers a page that POSTs the
+	// response as an application/x-www-form-urlencoded form to the redirect
+	// URI (OAuth 2.0 Form Post Response Mode,
+	// https://openid.net/specs/oauth-v2-form-post-response-mode-1_0.html):
+	// no URL carries the code.
+	ResponseModeFormPost ResponseMode = "form_post"
+)
+
+// Valid reports whether m is a known mode.
+func (m ResponseMode) Valid() bool { return m == ResponseModeQuery || m == ResponseModeFormPost }
+
+// DocumentsFormPost reports whether the provider documents
+// response_mode=form_post for the authorization code flow (dialect.go).
+func (e *Endpoint) DocumentsFormPost() bool { return e.row().formPost }
 
 // AuthReserved reports whether an authorization parameter named key would
 // override one the authorization request sets.
@@ -101,8 +127,21 @@ func (e *Endpoint) AuthorizationScopes() []string {
 // AuthorizationURL is the URL a user opens to approve the client (RFC 6749
 // §4.1.1): response_type=code, client_id, redirect_uri, scope, state, the S256
 // code challenge of verifier (unless PKCE is off), and the extra parameters
-// (the dialect's, then the endpoint's). A query in AuthURL is kept.
+// (the dialect's, then the endpoint's). A query in AuthURL is kept. The
+// response comes back in the query (RFC 6749 §4.1.2).
 func (e *Endpoint) AuthorizationURL(state, verifier string) (string, error) {
+	return e.AuthorizationURLIn(ResponseModeQuery, state, verifier)
+}
+
+// AuthorizationURLIn is AuthorizationURL with the response coming back in
+// mode: with form_post it carries response_mode=form_post; with query it
+// carries no response_mode, query being the default for response_type=code
+// (OAuth 2.0 Multiple Response Type Encoding Practices §2.1 advises against
+// naming the default).
+func (e *Endpoint) AuthorizationURLIn(mode ResponseMode, state, verifier string) (string, error) {
+	if !mode.Valid() {
+		return "", fmt.Errorf("unknown response mode %q (want query or form_post)", mode)
+	}
 	if e.AuthURL == "" {
 		return "", fmt.Errorf("no authorization endpoint")
 	}
@@ -136,6 +175,9 @@ func (e *Endpoint) AuthorizationURL(state, verifier string) (string, error) {
 		q.Set("code_challenge", Challenge(verifier))
 		q.Set("code_challenge_method", string(PKCES256))
 	}
+	if mode == ResponseModeFormPost {
+		q.Set("response_mode", string(ResponseModeFormPost))
+	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
 }
@@ -144,7 +186,7 @@ func (e *Endpoint) AuthorizationURL(state, verifier string) (string, error) {
 // redirect URI the authorization named and, unless PKCE is off, the verifier
 // (RFC 7636 §4.5). Errors are *Error and never carry the code or verifier.
 func (c *Client) ExchangeCode(ctx context.Context, e *Endpoint, code, verifier string) (*Token, error) {
-	secrets := []string{e.ClientSecret, code, verifier}
+	r := e.Redactor(code, verifier)
 	params := []param{{"grant_type", string(GrantAuthorizationCode)}, {"code", code}}
 	if e.RedirectURI != "" {
 		params = append(params, param{"redirect_uri", e.RedirectURI})
@@ -154,7 +196,7 @@ func (c *Client) ExchangeCode(ctx context.Context, e *Endpoint, code, verifier s
 	}
 	req, err := e.assemble(ctx, codeGrant, e.TokenURL, params)
 	if err != nil {
-		return nil, &Error{Class: Refused, Description: redact(err.Error(), secrets)}
+		return nil, r.refusal(err)
 	}
-	return c.token(e, req, secrets)
+	return c.token(e, req, r)
 }

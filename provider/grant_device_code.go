@@ -55,7 +55,7 @@ type deviceJSON struct {
 // the authorization scopes, the audience when set, and the client's
 // authentication as at the token endpoint.
 func (c *Client) StartDevice(ctx context.Context, e *Endpoint) (*DeviceAuthorization, error) {
-	secrets := []string{e.ClientSecret}
+	r := e.Redactor()
 	if e.DeviceURL == "" {
 		return nil, &Error{Class: Refused, Description: "no device authorization endpoint"}
 	}
@@ -68,9 +68,9 @@ func (c *Client) StartDevice(ctx context.Context, e *Endpoint) (*DeviceAuthoriza
 	}
 	req, err := e.assemble(ctx, codeGrant, e.DeviceURL, params)
 	if err != nil {
-		return nil, &Error{Class: Refused, Description: redact(err.Error(), secrets)}
+		return nil, r.refusal(err)
 	}
-	return answer(c, req, secrets, parseDevice)
+	return answer(c, req, r, parseDevice)
 }
 
 // parseDevice reads §3.2's answer (JSON, or a form as GitHub sends by default),
@@ -119,11 +119,11 @@ func parseDevice(status int, contentType string, body []byte) (*DeviceAuthorizat
 // (§3.4). A decision not yet made, or a refusal, is an *Error whose Code is
 // one of the Device* answers (or another refusal).
 func (c *Client) PollDevice(ctx context.Context, e *Endpoint, deviceCode string) (*Token, error) {
-	secrets := []string{e.ClientSecret, deviceCode}
+	r := e.Redactor(deviceCode)
 	params := []param{{"grant_type", string(GrantDeviceCode)}, {"device_code", deviceCode}}
 	req, err := e.assemble(ctx, codeGrant, e.TokenURL, params)
 	if err != nil {
-		return nil, &Error{Class: Refused, Description: redact(err.Error(), secrets)}
+		return nil, r.refusal(err)
 	}
-	return c.token(e, req, secrets)
+	return c.token(e, req, r)
 }

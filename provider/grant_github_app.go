@@ -112,19 +112,20 @@ func installationToken(c *Client, ctx context.Context, e *Endpoint) (*Token, err
 	if len(app.Permissions) > 0 {
 		body["permissions"] = app.Permissions
 	}
+	r := e.Redactor()
 	req, err := e.githubRequest(ctx, http.MethodPost, app.accessTokensURL(), body, "")
 	if err != nil {
-		return nil, &Error{Class: Refused, Description: err.Error()}
+		return nil, r.refusal(err)
 	}
 	big := *c
 	big.BodyLimit = githubMaxBody
-	status, contentType, retry, raw, err := big.roundTrip(req, nil)
+	status, contentType, retry, raw, err := big.roundTrip(req, r)
 	if err != nil {
 		return nil, err
 	}
 	tok, err := parseInstallationToken(status, contentType, raw, e.now())
 	if err != nil {
-		return nil, cleaned(err, nil, retry)
+		return nil, cleaned(err, r, retry)
 	}
 	return tok, nil
 }
@@ -173,20 +174,20 @@ func githubError(status int, contentType string, body []byte) error {
 // FindInstallation returns the id of the app's installation on the
 // endpoint's owner: an organization's, else a user's.
 func (c *Client) FindInstallation(ctx context.Context, e *Endpoint) (string, error) {
-	owner := url.PathEscape(e.Installation.Owner)
+	owner, r := url.PathEscape(e.Installation.Owner), e.Redactor()
 	for _, kind := range []string{"orgs", "users"} {
 		req, err := e.githubRequest(ctx, http.MethodGet, e.Installation.api()+"/"+kind+"/"+owner+"/installation", nil, "")
 		if err != nil {
-			return "", &Error{Class: Refused, Description: err.Error()}
+			return "", r.refusal(err)
 		}
-		status, contentType, retry, body, err := c.roundTrip(req, nil)
+		status, contentType, retry, body, err := c.roundTrip(req, r)
 		switch {
 		case err != nil:
 			return "", err
 		case status == http.StatusNotFound && kind == "orgs":
 			continue // not an organization: perhaps a user
 		case status != http.StatusOK:
-			return "", cleaned(githubError(status, contentType, body), nil, retry)
+			return "", cleaned(githubError(status, contentType, body), r, retry)
 		}
 		var found struct {
 			ID int64 `json:"id"`
@@ -209,19 +210,19 @@ func (c *Client) Revoke(ctx context.Context, e *Endpoint, accessToken string) er
 	if !e.Revocable() || accessToken == "" {
 		return nil
 	}
+	r := e.Redactor(accessToken)
 	req, err := e.githubRequest(ctx, http.MethodDelete, e.Installation.api()+"/installation/token", nil, accessToken)
 	if err != nil {
-		return &Error{Class: Refused, Description: err.Error()}
+		return r.refusal(err)
 	}
-	secrets := []string{accessToken}
-	status, contentType, retry, body, err := c.roundTrip(req, secrets)
+	status, contentType, retry, body, err := c.roundTrip(req, r)
 	switch {
 	case err != nil:
 		return err
 	case status == http.StatusNoContent || status == http.StatusOK:
 		return nil
 	}
-	return cleaned(githubError(status, contentType, body), secrets, retry)
+	return cleaned(githubError(status, contentType, body), r, retry)
 }
 
 // githubRequest is one REST call with GitHub's headers, authenticated by

@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"mime"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Token is a provider's successful answer.
@@ -69,6 +72,9 @@ func (s *seconds) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
+	if errors.Is(err, strconv.ErrRange) {
+		err = nil // ±Inf or 0: clamped below, like any absurd lifetime
+	}
 	if err != nil || math.IsNaN(f) {
 		return errors.New("expires_in is not a number")
 	}
@@ -107,15 +113,21 @@ type scopeList []string
 func (s *scopeList) UnmarshalJSON(b []byte) error {
 	var list []string
 	if err := json.Unmarshal(b, &list); err == nil {
-		*s = list
+		*s = slices.DeleteFunc(list, func(v string) bool { return v == "" })
 		return nil
 	}
 	var str string
 	if err := json.Unmarshal(b, &str); err != nil {
 		return err
 	}
-	*s = strings.Fields(str)
+	*s = splitScope(str)
 	return nil
+}
+
+// splitScope splits a scope string at its spaces (RFC 6749 §3.3: SP only,
+// so a tab or a line break stays inside a scope-token, where it is refused).
+func splitScope(str string) []string {
+	return slices.DeleteFunc(strings.Split(str, " "), func(v string) bool { return v == "" })
 }
 
 // parseResponse turns a token endpoint's answer into a Token or an *Error.
@@ -144,7 +156,7 @@ func parseResponse(status int, contentType string, body []byte) (*Token, error) 
 			RefreshToken: vals.Get("refresh_token"),
 			ErrorCode:    vals.Get("error"), ErrorDescription: vals.Get("error_description"),
 		}
-		if scope := strings.Fields(vals.Get("scope")); len(scope) > 0 {
+		if scope := splitScope(vals.Get("scope")); len(scope) > 0 {
 			tj.Scope = scope
 		}
 		tj.ExpiresIn = formSeconds(vals.Get("expires_in"))
@@ -179,10 +191,76 @@ func parseResponse(status int, contentType string, body []byte) (*Token, error) 
 
 		RefreshExpiresIn: time.Duration(max(tj.RefreshExpiresIn, tj.XRefreshExpiresIn)) * time.Second,
 	}
+	if err := tok.check(status); err != nil {
+		return nil, err
+	}
 	if tok.TokenType == "" {
 		tok.TokenType = "Bearer"
 	}
 	return tok, nil
+}
+
+// The character sets RFC 6749 Appendix A gives the strings of a token
+// response. A token's strings go into HTTP headers (RFC 6750 §2.1), Vault
+// Agent templates and terminals, so a byte outside them refuses the whole
+// answer (a temporary class would retry it forever), with an error that
+// names the field, never the value.
+//
+// '<', '>', '&' and quotes are allowed in tokens, as VSCHAR allows them:
+// a token is an opaque credential, never shown in an HTML page; what would
+// turn it into something else (a line break ending a header, an escape
+// sequence driving a terminal, a space splitting it, non-ASCII) is refused.
+// Text shown to people is cleaned instead (CleanText).
+var (
+	// access_token and refresh_token: 1*VSCHAR (%x20-7E, Appendix A.12 and
+	// A.17), less the space, which no token of RFC 6750's b64token syntax holds.
+	tokenChars = func(c byte) bool { return 0x21 <= c && c <= 0x7e }
+	// token_type: a type-name (1*name-char, A.13), or a URI-reference
+	// (RFC 3986 §4.1: unreserved, reserved and '%').
+	tokenTypeChars = func(c byte) bool {
+		return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("-._~:/?#[]@!$&'()*+,;=%", c) >= 0
+	}
+	// A scope-token: 1*NQCHAR (%x21 / %x23-5B / %x5D-7E, A.4).
+	scopeChars = func(c byte) bool { return tokenChars(c) && c != '"' && c != '\\' }
+)
+
+// check refuses a token whose strings RFC 6749 does not allow.
+func (t *Token) check(status int) *Error {
+	type field struct {
+		name, value string
+		allowed     func(byte) bool
+		rule        string
+	}
+	fields := []field{
+		{"access_token", t.AccessToken, tokenChars, "printable ASCII without spaces (RFC 6749 Appendix A.12)"},
+		{"refresh_token", t.RefreshToken, tokenChars, "printable ASCII without spaces (RFC 6749 Appendix A.17)"},
+		{"token_type", t.TokenType, tokenTypeChars, "a type name or a URI (RFC 6749 Appendix A.13)"},
+	}
+	for _, scope := range t.Scopes {
+		fields = append(fields, field{"scope", scope, scopeChars, "printable ASCII without spaces, quotes or backslashes (RFC 6749 Appendix A.4)"})
+	}
+	for _, f := range fields {
+		if i := strings.IndexFunc(f.value, func(r rune) bool { return r >= utf8.RuneSelf || !f.allowed(byte(r)) }); i >= 0 {
+			return &Error{Class: Refused, Status: status, Description: fmt.Sprintf(
+				"the provider's %s holds %s at byte %d, where only %s is allowed; the answer is refused and the value not shown",
+				f.name, describeByte(f.value[i]), i, f.rule)}
+		}
+	}
+	return nil
+}
+
+// describeByte names b for an error, without quoting the value around it.
+func describeByte(b byte) string {
+	switch {
+	case b == ' ':
+		return "a space"
+	case b < 0x20 || b == 0x7f:
+		return fmt.Sprintf("a control character (0x%02x)", b)
+	case b >= utf8.RuneSelf:
+		return "a non-ASCII character"
+	}
+	return fmt.Sprintf("the character %q", rune(b))
 }
 
 func unparsable(status int, failed bool, format string) *Error {
@@ -205,7 +283,9 @@ func (tj *tokenJSON) asError(status int) *Error {
 	if e.Code == "" && tj.Type != "" {
 		e.Code = path.Base(tj.Type) // api.video: a documentation URL naming the problem
 	}
-	e.Description = firstNonEmpty(tj.ErrorDescription, strings.TrimSpace(tj.Title+" "+tj.Detail), tj.Message)
+	// Joined, not trimmed: what the request's Redactor removes must reach it whole.
+	problem := strings.Join(slices.DeleteFunc([]string{tj.Title, tj.Detail}, func(s string) bool { return s == "" }), " ")
+	e.Description = firstNonEmpty(tj.ErrorDescription, problem, tj.Message)
 	if e.Description == "" && e.Code == "" {
 		e.Description = "the provider refused the request"
 	}
