@@ -33,7 +33,7 @@ func (c *providerConfig) urlField(key string) *string {
 // writes fill only empty ones. The issuer's metadata is fetched here, once, never on a read.
 // A preset's documented refresh-token reuse grace applies unless
 // refresh_reuse_grace is given.
-func (b *backend) fillEndpoints(ctx context.Context, cfg *providerConfig, d *framework.FieldData, isNew bool) error {
+func (b *backend) fillEndpoints(ctx context.Context, name string, cfg *providerConfig, d *framework.FieldData, isNew bool) error {
 	sent := func(key string) bool { _, ok := d.Raw[key]; return ok }
 	if cfg.Tenant != "" && !validTenant(cfg.Tenant) {
 		return fmt.Errorf("tenant %q: use a tenant id or a domain (letters, digits, '.', '-')", cfg.Tenant)
@@ -50,10 +50,12 @@ func (b *backend) fillEndpoints(ctx context.Context, cfg *providerConfig, d *fra
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-		defer cancel()
-		md, err := provider.Discover(ctx, client, cfg.Issuer)
-		if err != nil {
+		var md *provider.Metadata
+		r := providerRequest{name: name, request: requestDiscovery, url: cfg.Issuer, client: client, timeout: cfg.Timeout}
+		if err := b.send(ctx, r, func(ctx context.Context, c *provider.Client) (err error) {
+			md, err = provider.Discover(ctx, c.HTTP, cfg.Issuer)
+			return err
+		}); err != nil {
 			return fmt.Errorf("issuer: %w", err)
 		}
 		for key, u := range map[string]string{"token_url": md.TokenEndpoint, "auth_url": md.AuthorizationEndpoint,

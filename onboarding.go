@@ -310,20 +310,18 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 	return b.connect(ctx, name, snap, obtained{tok, provider.GrantAuthorizationCode}, connection{By: p.RequestedBy, Params: params})
 }
 
-// connectCall makes one provider call that may start a chain, within the config's
-// timeout, on the backend's context: a caller hanging up cannot cut it short.
+// connectCall makes one provider request that may start a chain, through the
+// gateway, on the backend's context: a caller hanging up cannot cut it short.
 func (b *backend) connectCall(name string, snap *snapshot, grant provider.Grant, call func(context.Context, *provider.Client) (*provider.Token, error)) (*provider.Token, error) {
-	ctx, cancel := context.WithTimeout(b.ctx, snap.cfg.Timeout)
-	defer cancel()
-	start := time.Now()
-	tok, err := call(ctx, &provider.Client{HTTP: snap.client})
-	latency := time.Since(start)
-	b.metrics.providerCall(b.counters(name), grant, latency, err, ctx.Err())
+	var tok *provider.Token
+	err := b.send(b.ctx, snap.request(name, grant, snap.cfg.endpoint().EffectiveTokenURL()), func(ctx context.Context, c *provider.Client) (err error) {
+		tok, err = call(ctx, c)
+		return err
+	})
 	if err != nil {
-		b.providerLog.Warn("provider call failed", "name", name, "grant", grant, "latency", latency, "error", err)
 		return nil, err
 	}
-	b.providerLog.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn, "latency", latency)
+	b.providerLog.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn)
 	return tok, nil
 }
 

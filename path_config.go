@@ -190,7 +190,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	seed, err := cfg.apply(d)
 	if err == nil {
-		err = b.fillEndpoints(ctx, cfg, d, old == nil)
+		err = b.fillEndpoints(ctx, name, cfg, d, old == nil)
 	}
 	if err == nil {
 		err = cfg.applySigning(d, name, b.now()) // after the endpoints: a key file's token_uri wins
