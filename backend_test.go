@@ -84,7 +84,7 @@ func TestInvalidateConfigReloadsFromStorage(t *testing.T) {
 		t.Fatalf("load config: %v", err)
 	}
 	cfg.RefreshAhead = 10 * time.Minute
-	if err := writeConfig(context.Background(), e.storage, "x", cfg); err != nil {
+	if err := configEntries.save(context.Background(), e.storage, "x", cfg); err != nil {
 		t.Fatalf("write config: %v", err)
 	}
 	expectField(t, e.mustDo(logical.ReadOperation, "creds/x", nil).Data, "ttl", int64(3300))

@@ -59,7 +59,7 @@ func FuzzCallback(f *testing.F) {
 		var issued string // the pending authorization's state, when one was started
 		if kind != fuzzStateAsIs {
 			_, issued = e.authorize("u")
-			if _, err := getJSON(ctx, e.storage, codePrefix+"u", &pending); err != nil {
+			if _, err := codeEntries.loadInto(ctx, e.storage, "u", &pending); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -154,14 +154,13 @@ func (b *backend) sendRefresh(ctx context.Context, name string, snapp **snapshot
 		}
 		st.RefreshSends++
 	}))
-	if err := writeState(ctx, b.storage, name, marked.state); err != nil {
+	snap, err := b.save(ctx, b.storage, name, marked)
+	if err != nil {
 		b.metrics.persistFailures.Inc()
 		// Not sent: the stored token stays good, but without the mark a
 		// crash could not be told apart from "never sent".
 		return nil, fmt.Errorf("refresh of %q not attempted, its state could not be saved first: %w", name, err)
 	}
-	snap = marked.with(func(n *snapshot) { n.dirty = false })
-	b.publish(name, snap)
 	*snapp = snap
 
 	tok, err := b.exchange(ctx, name, snap, ep, provider.GrantRefreshToken, snap.state.RefreshToken)

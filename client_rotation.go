@@ -62,7 +62,7 @@ func (b *backend) altClients(snap *snapshot, ep *provider.Endpoint) []altClient 
 // not fatal: the old order still works, one refused attempt later.
 func (b *backend) promoteSecret(ctx context.Context, name string, snap *snapshot, secret string) *snapshot {
 	cfg := snap.cfg.withSecretFirst(secret)
-	if err := writeConfig(ctx, b.storage, name, cfg); err != nil {
+	if err := configEntries.save(ctx, b.storage, name, cfg); err != nil {
 		b.refreshLog.Warn("a later client secret worked but the new order was not saved", "name", name, "error", err)
 		return snap
 	}

@@ -252,36 +252,13 @@ func (c *providerConfig) validate(hasSeed bool) error {
 	}
 }
 
+// loadConfig reads name's config with its keys (stored apart, key/<name>);
+// nil when it has none.
 func loadConfig(ctx context.Context, s logical.Storage, name string) (*providerConfig, error) {
-	entry, err := s.Get(ctx, configPrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("read config %q: %w", name, err)
+	cfg, err := configEntries.load(ctx, s, name)
+	if err != nil || cfg == nil {
+		return nil, err
 	}
-	if entry == nil {
-		return nil, nil
-	}
-	cfg := new(providerConfig)
-	if err := entry.DecodeJSON(cfg); err != nil {
-		return nil, fmt.Errorf("decode config %q: %w", name, err)
-	}
-	cfg.keys, err = loadKeyRing(ctx, s, name) // stored apart (key/<name>)
+	cfg.keys, err = loadKeyRing(ctx, s, name)
 	return cfg, err
-}
-
-func writeConfig(ctx context.Context, s logical.Storage, name string, cfg *providerConfig) error {
-	entry, err := logical.StorageEntryJSON(configPrefix+name, cfg)
-	if err != nil {
-		return fmt.Errorf("encode config %q: %w", name, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("write config %q: %w", name, err)
-	}
-	return nil
-}
-
-func deleteConfig(ctx context.Context, s logical.Storage, name string) error {
-	if err := s.Delete(ctx, configPrefix+name); err != nil {
-		return fmt.Errorf("delete config %q: %w", name, err)
-	}
-	return nil
 }

@@ -64,7 +64,7 @@ func (b *backend) beginDevice(ctx context.Context, s logical.Storage, name, who 
 	}
 	p := &pendingDevice{DeviceCode: da.DeviceCode, UserCode: da.UserCode, VerificationURI: da.VerificationURI,
 		VerificationURIComplete: da.VerificationURIComplete, ExpiresAt: b.now().Add(da.ExpiresIn), Interval: da.Interval, RequestedBy: who}
-	if err := putJSON(ctx, s, devicePrefix+name, p); err != nil {
+	if err := deviceEntries.save(ctx, s, name, p); err != nil {
 		return nil, err
 	}
 	b.refreshLog.Info("authorization started", "name", name, "flow", "device", "by", who, "expires_at", p.ExpiresAt)
@@ -86,7 +86,7 @@ func (b *backend) startPoller(name string) {
 			// A device/<name> write that found us running relied on us: look
 			// once more, now that a new write would start its own poller.
 			var p pendingDevice
-			if found, err := getJSON(b.ctx, b.storage, devicePrefix+name, &p); err != nil || !found || b.ctx.Err() != nil {
+			if found, err := deviceEntries.loadInto(b.ctx, b.storage, name, &p); err != nil || !found || b.ctx.Err() != nil {
 				return
 			}
 			if _, running := b.onboard.pollers.LoadOrStore(name, struct{}{}); running {
@@ -103,7 +103,7 @@ func (b *backend) pollUntilDecided(name string) {
 	var code string
 	for {
 		var p pendingDevice
-		found, err := getJSON(b.ctx, b.storage, devicePrefix+name, &p)
+		found, err := deviceEntries.loadInto(b.ctx, b.storage, name, &p)
 		if err != nil || !found {
 			return
 		}
@@ -128,11 +128,11 @@ func (b *backend) pollOnce(name, code string) (slowDown bool) {
 	defer lock.Unlock()
 	ctx := b.ctx
 	var p pendingDevice
-	if found, err := getJSON(ctx, b.storage, devicePrefix+name, &p); err != nil || !found || p.DeviceCode != code {
+	if found, err := deviceEntries.loadInto(ctx, b.storage, name, &p); err != nil || !found || p.DeviceCode != code {
 		return false // replaced or finished meanwhile; the loop reloads
 	}
 	end := func(result string) {
-		if err := b.storage.Delete(ctx, devicePrefix+name); err != nil {
+		if err := deviceEntries.delete(ctx, b.storage, name); err != nil {
 			b.refreshLog.Error("pending device authorization not removed", "name", name, "error", err)
 		}
 		b.recordOutcome(name, result)
@@ -186,14 +186,14 @@ func (b *backend) wait(ctx context.Context, d time.Duration) bool {
 // pending device authorizations (after a restart or failover) and removes
 // browser authorizations that expired unused.
 func (b *backend) tendAuthorizations(ctx context.Context, s logical.Storage) {
-	names, err := s.List(ctx, devicePrefix)
+	names, err := deviceEntries.list(ctx, s)
 	if err != nil {
 		b.refreshLog.Warn("list pending device authorizations", "error", err)
 	}
 	for _, name := range names {
 		b.startPoller(name)
 	}
-	names, err = s.List(ctx, codePrefix)
+	names, err = codeEntries.list(ctx, s)
 	if err != nil {
 		b.refreshLog.Warn("list pending authorizations", "error", err)
 	}
@@ -201,8 +201,8 @@ func (b *backend) tendAuthorizations(ctx context.Context, s logical.Storage) {
 		lock := b.lockFor(name)
 		lock.Lock()
 		var p pendingCode
-		if found, err := getJSON(ctx, s, codePrefix+name, &p); err == nil && found && !b.now().Before(p.ExpiresAt) {
-			_ = s.Delete(ctx, codePrefix+name)
+		if found, err := codeEntries.loadInto(ctx, s, name, &p); err == nil && found && !b.now().Before(p.ExpiresAt) {
+			_ = codeEntries.delete(ctx, s, name)
 		}
 		lock.Unlock()
 	}
@@ -210,12 +210,10 @@ func (b *backend) tendAuthorizations(ctx context.Context, s logical.Storage) {
 
 // deleteAuthorizations drops name's pending authorizations (its config is deleted).
 func deleteAuthorizations(ctx context.Context, s logical.Storage, name string) error {
-	for _, key := range []string{codePrefix + name, devicePrefix + name} {
-		if err := s.Delete(ctx, key); err != nil {
-			return fmt.Errorf("delete %s: %w", key, err)
-		}
+	if err := codeEntries.delete(ctx, s, name); err != nil {
+		return err
 	}
-	return nil
+	return deviceEntries.delete(ctx, s, name)
 }
 
 // pendingStatus adds name's pending authorization and connection to status data.
@@ -228,12 +226,12 @@ func (b *backend) pendingStatus(ctx context.Context, s logical.Storage, name str
 	data["pending_authorization"], data["pending_authorization_expires_at"] = "", ""
 	var code pendingCode
 	var dev pendingDevice
-	if found, err := getJSON(ctx, s, codePrefix+name, &code); err != nil {
+	if found, err := codeEntries.loadInto(ctx, s, name, &code); err != nil {
 		return err
 	} else if found && b.now().Before(code.ExpiresAt) {
 		data["pending_authorization"], data["pending_authorization_expires_at"] = "browser", timeOrEmpty(code.ExpiresAt)
 	}
-	if found, err := getJSON(ctx, s, devicePrefix+name, &dev); err != nil {
+	if found, err := deviceEntries.loadInto(ctx, s, name, &dev); err != nil {
 		return err
 	} else if found {
 		data["pending_authorization"], data["pending_authorization_expires_at"] = "device", timeOrEmpty(dev.ExpiresAt)

@@ -251,7 +251,7 @@ func (e *env) storedState(name string) *tokenState {
 // another node or an earlier process would have.
 func (e *env) storeState(name string, st *tokenState) {
 	e.t.Helper()
-	if err := writeState(context.Background(), e.storage, name, st); err != nil {
+	if err := stateEntries.save(context.Background(), e.storage, name, st); err != nil {
 		e.t.Fatalf("write token state %q: %v", name, err)
 	}
 }

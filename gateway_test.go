@@ -90,7 +90,7 @@ func gatewayCallers() []gatewayCaller {
 			e.userConfig("u", nil)
 			e.startDevice("u")
 			var p pendingDevice
-			if _, err := getJSON(context.Background(), e.storage, devicePrefix+"u", &p); err != nil {
+			if _, err := deviceEntries.loadInto(context.Background(), e.storage, "u", &p); err != nil {
 				e.t.Fatal(err)
 			}
 			return func() error {
@@ -183,7 +183,7 @@ func TestRetryAfterFromADevicePollHoldsRenewals(t *testing.T) {
 	e.config("x", fakeprovider.OAuth2, nil)
 	e.startDevice("u")
 	var p pendingDevice
-	if _, err := getJSON(context.Background(), e.storage, devicePrefix+"u", &p); err != nil {
+	if _, err := deviceEntries.loadInto(context.Background(), e.storage, "u", &p); err != nil {
 		t.Fatal(err)
 	}
 	e.fake.Fail(1, fakeprovider.Fail429) // Retry-After: 2

@@ -105,18 +105,11 @@ func (r *keyRing) entry() keyRingEntry {
 	return keyRingEntry{Current: stored(r.current), Next: stored(r.next), Previous: stored(r.previous), PreviousUntil: r.previousUntil}
 }
 
-// loadKeyRing reads name's keys; nil when it has none.
+// loadKeyRing reads and parses name's keys; nil when it has none.
 func loadKeyRing(ctx context.Context, s logical.Storage, name string) (*keyRing, error) {
-	entry, err := s.Get(ctx, keyPrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("read keys of %q: %w", name, err)
-	}
-	if entry == nil {
-		return nil, nil
-	}
-	var stored keyRingEntry
-	if err := entry.DecodeJSON(&stored); err != nil {
-		return nil, fmt.Errorf("decode keys of %q: %w", name, err)
+	stored, err := keyEntries.load(ctx, s, name)
+	if err != nil || stored == nil {
+		return nil, err
 	}
 	r := &keyRing{previousUntil: stored.PreviousUntil}
 	for _, k := range []struct {
@@ -137,21 +130,8 @@ func loadKeyRing(ctx context.Context, s logical.Storage, name string) (*keyRing,
 // writeKeyRing stores name's keys, or deletes the entry when r is nil.
 func writeKeyRing(ctx context.Context, s logical.Storage, name string, r *keyRing) error {
 	if r == nil {
-		return deleteKeyRing(ctx, s, name)
+		return keyEntries.delete(ctx, s, name)
 	}
-	entry, err := logical.StorageEntryJSON(keyPrefix+name, r.entry())
-	if err != nil {
-		return fmt.Errorf("encode keys of %q: %w", name, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("write keys of %q: %w", name, err)
-	}
-	return nil
-}
-
-func deleteKeyRing(ctx context.Context, s logical.Storage, name string) error {
-	if err := s.Delete(ctx, keyPrefix+name); err != nil {
-		return fmt.Errorf("delete keys of %q: %w", name, err)
-	}
-	return nil
+	entry := r.entry()
+	return keyEntries.save(ctx, s, name, &entry)
 }

@@ -409,7 +409,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 		cfg := newProviderConfig()
 		cfg.Provider, cfg.TokenURL, cfg.ClientID, cfg.ClientSecret, cfg.CAPEM =
 			provider.Echo360, e.fake.URL()+fakeprovider.Echo360.TokenPath(), testClientID, testClientSecret, e.fake.CAPEM()
-		if err := writeConfig(ctx, e.storage, name, cfg); err != nil {
+		if err := configEntries.save(ctx, e.storage, name, cfg); err != nil {
 			b.Fatal(err)
 		}
 		e.storeState(name, &tokenState{AccessToken: "at-" + name, TokenType: "Bearer", IssuedAt: now, ExpiresAt: now.Add(time.Hour),

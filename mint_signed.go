@@ -50,7 +50,7 @@ func (b *backend) findInstallation(ctx context.Context, name string, snap *snaps
 	cfg := *snap.cfg
 	cfg.InstallationID = id
 	ep.Installation.InstallationID = id
-	if err := writeConfig(ctx, b.storage, name, &cfg); err != nil {
+	if err := configEntries.save(ctx, b.storage, name, &cfg); err != nil {
 		b.refreshLog.Warn("the GitHub App installation was found but not saved; it is looked up again next time", "name", name, "error", err)
 		return snap, nil
 	}

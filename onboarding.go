@@ -211,7 +211,7 @@ func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, nam
 	}
 	expires = b.now().Add(pendingLifetime)
 	p := pendingCode{StateHash: hashOf(state), Verifier: verifier, RedirectURI: ep.RedirectURI, ExpiresAt: expires, RequestedBy: who}
-	if err := putJSON(ctx, s, codePrefix+name, p); err != nil {
+	if err := codeEntries.save(ctx, s, name, &p); err != nil {
 		return "", "", time.Time{}, err
 	}
 	b.refreshLog.Info("authorization started", "name", name, "flow", "browser", "response_mode", mode, "by", who, "expires_at", expires)
@@ -229,7 +229,7 @@ type codeAnswer struct {
 // whether state is the one it was issued with (the hashes compared in
 // constant time). It only reads storage: nothing is created in memory.
 func pendingMatching(ctx context.Context, s logical.Storage, name, state string) (p pendingCode, ok bool, err error) {
-	found, err := getJSON(ctx, s, codePrefix+name, &p)
+	found, err := codeEntries.loadInto(ctx, s, name, &p)
 	if err != nil || !found {
 		return p, false, err
 	}
@@ -268,7 +268,7 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 	} else if !ok {
 		return unknown()
 	}
-	if err := s.Delete(ctx, codePrefix+name); err != nil {
+	if err := codeEntries.delete(ctx, s, name); err != nil {
 		return fmt.Errorf("the authorization of %q could not be marked used, so it was not completed: %w", name, err)
 	}
 	refuse := func(msg string) error {
@@ -343,31 +343,6 @@ func (b *backend) connect(ctx context.Context, name string, snap *snapshot, tok 
 		"refresh_token", st.RefreshToken != "")
 	if _, err := b.persist(ctx, name, next); err != nil {
 		return fmt.Errorf("%s is connected, but: %w", name, err)
-	}
-	return nil
-}
-
-func getJSON(ctx context.Context, s logical.Storage, key string, v any) (bool, error) {
-	entry, err := s.Get(ctx, key)
-	if err != nil {
-		return false, fmt.Errorf("read %s: %w", key, err)
-	}
-	if entry == nil {
-		return false, nil
-	}
-	if err := entry.DecodeJSON(v); err != nil {
-		return false, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return true, nil
-}
-
-func putJSON(ctx context.Context, s logical.Storage, key string, v any) error {
-	entry, err := logical.StorageEntryJSON(key, v)
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", key, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("write %s: %w", key, err)
 	}
 	return nil
 }

@@ -146,11 +146,11 @@ func TestCallbackRefusals(t *testing.T) {
 		}, 400, "access_denied: The user denied the request &lt;b&gt;politely&lt;/b&gt;", nil},
 		{"a wrong PKCE verifier", nil, func(e *env, authURL, _ string) url.Values {
 			var p pendingCode
-			if _, err := getJSON(context.Background(), e.storage, codePrefix+"u", &p); err != nil {
+			if _, err := codeEntries.loadInto(context.Background(), e.storage, "u", &p); err != nil {
 				t.Fatal(err)
 			}
 			p.Verifier = provider.NewSecret()
-			if err := putJSON(context.Background(), e.storage, codePrefix+"u", p); err != nil {
+			if err := codeEntries.save(context.Background(), e.storage, "u", &p); err != nil {
 				t.Fatal(err)
 			}
 			return e.approve(authURL)

@@ -224,23 +224,22 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 			return nil, err
 		}
 	}
-	if err := writeConfig(ctx, req.Storage, name, cfg); err != nil {
+	if err := configEntries.save(ctx, req.Storage, name, cfg); err != nil {
 		return nil, err
 	}
 	b.keysChanged(name, cfg)
 	b.names.add(name)
-	if err := writeState(ctx, req.Storage, name, state); err != nil {
-		// The config is stored but the token state is not what it must be:
-		// forget the snapshot so the next read reloads from storage.
-		b.forget(name)
-		return nil, err
-	}
 	next := newSnapshot(cfg, client, state)
 	next.counters = b.counters(name)
 	if old := b.loaded(name); old != nil {
 		next.health = old.health // counters survive a config edit
 	}
-	b.publish(name, next)
+	if _, err := b.save(ctx, req.Storage, name, next); err != nil {
+		// The config is stored but the token state is not what it must be:
+		// forget the snapshot so the next read reloads from storage.
+		b.forget(name)
+		return nil, err
+	}
 	return nil, nil
 }
 
@@ -255,17 +254,17 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	defer b.forget(name)
 	b.sched.remove(name)
 	b.names.remove(name)
-	if err := deleteState(ctx, req.Storage, name); err != nil {
+	if err := stateEntries.delete(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
-	if err := deleteKeyRing(ctx, req.Storage, name); err != nil {
+	if err := keyEntries.delete(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
 	b.keysChanged(name, nil)
 	if err := deleteAuthorizations(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
-	return nil, deleteConfig(ctx, req.Storage, name)
+	return nil, configEntries.delete(ctx, req.Storage, name)
 }
 
 // apply sets the fields present in d, checks them, and returns a seed refresh

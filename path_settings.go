@@ -54,7 +54,7 @@ func (b *backend) pathSettingsWrite(ctx context.Context, req *logical.Request, d
 	if err := next.apply(d); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	if err := writeSettings(ctx, req.Storage, &next); err != nil {
+	if err := settingsEntries.save(ctx, req.Storage, "", &next); err != nil {
 		return nil, err
 	}
 	b.loadedSettings.Store(&next)

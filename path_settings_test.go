@@ -67,7 +67,7 @@ func TestSettingsMissingFieldKeepsDefault(t *testing.T) {
 func TestSettingsReloadOnInvalidation(t *testing.T) {
 	e := newEnv(t)
 	e.mustDo(logical.ReadOperation, "settings", nil) // loaded
-	if err := writeSettings(context.Background(), e.storage, &mountSettings{MetricsMaxNames: 7}); err != nil {
+	if err := settingsEntries.save(context.Background(), e.storage, "", &mountSettings{MetricsMaxNames: 7}); err != nil {
 		t.Fatal(err)
 	}
 	expectField(t, e.mustDo(logical.ReadOperation, "settings", nil).Data, "metrics_max_names", defaultMetricsMaxNames)

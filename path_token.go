@@ -247,11 +247,9 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 		return nil, err
 	}
 	evicted := snap.state
-	snap = snap.withState(snap.state.withoutAccessToken())
-	if err := writeState(ctx, req.Storage, name, snap.state); err != nil {
+	if snap, err = b.save(ctx, req.Storage, name, snap.withState(snap.state.withoutAccessToken())); err != nil {
 		return nil, err
 	}
-	b.publish(name, snap.with(func(n *snapshot) { n.dirty = false }))
 	return b.revokeEvicted(ctx, name, snap, evicted), nil // GitHub: best effort (mint_signed.go)
 }
 
@@ -281,13 +279,12 @@ func (b *backend) pathCredsReset(ctx context.Context, req *logical.Request, d *f
 	if err := snap.cfg.validate(state != nil); err != nil {
 		return logical.ErrorResponse("reset of %q: %s", name, err), nil
 	}
-	if err := writeState(ctx, req.Storage, name, state); err != nil {
+	if _, err := b.save(ctx, req.Storage, name, snap.with(func(n *snapshot) {
+		n.state = state
+		n.health = n.health.cleared()
+	})); err != nil {
 		return nil, err
 	}
-	b.publish(name, snap.with(func(n *snapshot) {
-		n.state, n.dirty = state, false
-		n.health = n.health.cleared()
-	}))
 	b.refreshLog.Info("chain reset by an operator", "name", name, "seeded", state != nil)
 	return nil, nil
 }

@@ -4,24 +4,37 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
 )
 
 // persistAttempts: a state write is retried this often before the newest
 // state is kept in memory only (marked dirty) and retried later.
 const persistAttempts = 3
 
-// persist writes snap's state (retrying briefly) and publishes snap. If
+// save writes snap's state to s and publishes snap, saved: the one way a
+// token state is stored and shown to readers. On failure nothing is published.
+func (b *backend) save(ctx context.Context, s logical.Storage, name string, snap *snapshot) (*snapshot, error) {
+	if err := stateEntries.save(ctx, s, name, snap.state); err != nil {
+		return snap, err
+	}
+	snap = snap.with(func(n *snapshot) { n.dirty = false })
+	b.publish(name, snap)
+	return snap, nil
+}
+
+// persist saves snap's state (retrying briefly) and publishes snap. If
 // storage keeps failing, snap is published dirty: the newest state, and the
 // refresh token in it, stays in memory and wins over the stale stored one
 // until a later write succeeds.
 func (b *backend) persist(ctx context.Context, name string, snap *snapshot) (*snapshot, error) {
-	var err error
+	var lastErr error
 	for attempt := 1; attempt <= persistAttempts; attempt++ {
-		if err = writeState(ctx, b.storage, name, snap.state); err == nil {
-			snap = snap.with(func(n *snapshot) { n.dirty = false })
-			b.publish(name, snap)
-			return snap, nil
+		saved, err := b.save(ctx, b.storage, name, snap)
+		if err == nil {
+			return saved, nil
 		}
+		lastErr = err
 		if attempt < persistAttempts {
 			sleep(ctx, time.Duration(attempt)*b.persistRetryDelay)
 		}
@@ -29,8 +42,8 @@ func (b *backend) persist(ctx context.Context, name string, snap *snapshot) (*sn
 	snap = snap.with(func(n *snapshot) { n.dirty = true })
 	b.publish(name, snap)
 	b.metrics.persistFailures.Inc()
-	b.refreshLog.Error("token state not saved; keeping it in memory and retrying later", "name", name, "error", err)
-	return snap, fmt.Errorf("token state for %q not saved (kept in memory, will retry): %w", name, err)
+	b.refreshLog.Error("token state not saved; keeping it in memory and retrying later", "name", name, "error", lastErr)
+	return snap, fmt.Errorf("token state for %q not saved (kept in memory, will retry): %w", name, lastErr)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

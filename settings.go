@@ -76,27 +76,11 @@ func (b *backend) settings(ctx context.Context, s logical.Storage) (*mountSettin
 	return loaded, nil
 }
 
+// loadSettings reads the mount's settings over the defaults.
 func loadSettings(ctx context.Context, s logical.Storage) (*mountSettings, error) {
 	out := defaultSettings()
-	entry, err := s.Get(ctx, settingsKey)
-	if err != nil {
-		return nil, fmt.Errorf("read settings: %w", err)
-	}
-	if entry != nil {
-		if err := entry.DecodeJSON(out); err != nil {
-			return nil, fmt.Errorf("decode settings: %w", err)
-		}
+	if _, err := settingsEntries.loadInto(ctx, s, "", out); err != nil {
+		return nil, err
 	}
 	return out, nil
-}
-
-func writeSettings(ctx context.Context, s logical.Storage, set *mountSettings) error {
-	entry, err := logical.StorageEntryJSON(settingsKey, set)
-	if err != nil {
-		return fmt.Errorf("encode settings: %w", err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("write settings: %w", err)
-	}
-	return nil
 }

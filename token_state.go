@@ -2,7 +2,6 @@ package tokenbroker
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -111,20 +110,13 @@ func (s *tokenState) edited(edit func(*tokenState)) *tokenState {
 	return &next
 }
 
+// loadState reads name's token state; nil when it has none.
 func loadState(ctx context.Context, s logical.Storage, name string) (*tokenState, error) {
-	entry, err := s.Get(ctx, tokenPrefix+name)
-	if err != nil {
-		return nil, fmt.Errorf("read token state %q: %w", name, err)
+	st, err := stateEntries.load(ctx, s, name)
+	if st != nil {
+		st.internStrings()
 	}
-	if entry == nil {
-		return nil, nil
-	}
-	st := new(tokenState)
-	if err := entry.DecodeJSON(st); err != nil {
-		return nil, fmt.Errorf("decode token state %q: %w", name, err)
-	}
-	st.internStrings()
-	return st, nil
+	return st, err
 }
 
 // sharedStrings are values that every chain's state holds alike: the token
@@ -147,26 +139,4 @@ func (s *tokenState) internStrings() {
 	if v, ok := sharedStrings[string(s.Grant)]; ok {
 		s.Grant = provider.Grant(v)
 	}
-}
-
-// writeState stores st, or deletes the entry when st is nil.
-func writeState(ctx context.Context, s logical.Storage, name string, st *tokenState) error {
-	if st == nil {
-		return deleteState(ctx, s, name)
-	}
-	entry, err := logical.StorageEntryJSON(tokenPrefix+name, st)
-	if err != nil {
-		return fmt.Errorf("encode token state %q: %w", name, err)
-	}
-	if err := s.Put(ctx, entry); err != nil {
-		return fmt.Errorf("write token state %q: %w", name, err)
-	}
-	return nil
-}
-
-func deleteState(ctx context.Context, s logical.Storage, name string) error {
-	if err := s.Delete(ctx, tokenPrefix+name); err != nil {
-		return fmt.Errorf("delete token state %q: %w", name, err)
-	}
-	return nil
 }
