@@ -75,8 +75,8 @@ type backend struct {
 	invalidations atomic.Uint64
 	// flight collapses concurrent obtains of one name into one upstream call.
 	flight singleflight.Group
-	// background bounds the background refresh loop's concurrency.
-	background chan struct{}
+	// refreshWorkers bounds the background refresh loop's concurrency.
+	refreshWorkers chan struct{}
 	// sched is every loaded chain's next background refresh time; loop runs
 	// the refreshes on the node that can write storage (background.go).
 	sched *schedule
@@ -111,7 +111,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		now:               time.Now,
 		newHTTPClient:     provider.NewHTTPClient,
 		persistRetryDelay: 50 * time.Millisecond,
-		background:        make(chan struct{}, backgroundWorkers),
+		refreshWorkers:    make(chan struct{}, backgroundWorkers),
 		sched:             newSchedule(),
 		pacer:             pacer{floor: paceFloor},
 		limits:            newHostLimits(),

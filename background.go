@@ -157,7 +157,7 @@ func (b *backend) refreshDue(ctx context.Context, inFlight *sync.WaitGroup) {
 		}
 		waitFrom := b.now()
 		select {
-		case b.background <- struct{}{}:
+		case b.refreshWorkers <- struct{}{}:
 		case <-ctx.Done():
 			for _, rest := range names[i:] {
 				b.reschedule(rest, b.now())
@@ -168,7 +168,7 @@ func (b *backend) refreshDue(ctx context.Context, inFlight *sync.WaitGroup) {
 		b.pacer.waited(b.now().Sub(waitFrom))
 		inFlight.Add(1)
 		go func() {
-			defer func() { <-b.background; b.sched.finished(name); inFlight.Done() }()
+			defer func() { <-b.refreshWorkers; b.sched.finished(name); inFlight.Done() }()
 			b.refreshScheduled(name)
 		}()
 	}

@@ -43,7 +43,7 @@ func (b *backend) send(ctx context.Context, r providerRequest, do func(context.C
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	if set, err := b.settings(ctx, b.storage); err == nil {
+	if set, err := b.mountSettings(ctx, b.storage); err == nil {
 		b.limits.configure(set.RateLimit, set.burst())
 	}
 	host := hostOf(r.url)

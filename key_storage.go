@@ -135,3 +135,19 @@ func writeKeyRing(ctx context.Context, s logical.Storage, name string, r *keyRin
 	entry := r.entry()
 	return keyEntries.save(ctx, s, name, &entry)
 }
+
+// withKeys returns a copy of c holding ring.
+func (c *providerConfig) withKeys(ring *keyRing) *providerConfig {
+	next := *c
+	next.keys = ring
+	return &next
+}
+
+// replaceKeys republishes name's loaded snapshot, if one is loaded, with
+// what cfg holding ring says (published snapshots hold no key: the next
+// renewal loads them). Callers hold the name's lock.
+func (b *backend) replaceKeys(name string, cfg *providerConfig, ring *keyRing) {
+	if snap := b.loaded(name); snap != nil {
+		b.publish(name, snap.with(func(n *snapshot) { n.cfg = cfg.withKeys(ring) }))
+	}
+}

@@ -3,9 +3,6 @@ package tokenbroker
 import (
 	"context"
 	"errors"
-	"time"
-
-	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
@@ -15,9 +12,6 @@ import (
 // and the next key tried when the provider refuses the current one (promoted
 // when it works, so a key rotation at the provider needs no call here).
 // Callers hold the name's lock.
-
-// revokeTimeout bounds the best-effort revocation of an evicted token.
-const revokeTimeout = 10 * time.Second
 
 // mintSigned mints by the base grant, with what signing keys add.
 func (b *backend) mintSigned(ctx context.Context, name string, snap *snapshot, ep *provider.Endpoint) (*snapshot, obtained, error) {
@@ -71,39 +65,4 @@ func (b *backend) mintWithNextKey(ctx context.Context, name string, snap *snapsh
 		return snap, obtained{}, refused
 	}
 	return b.promoteKey(ctx, name, snap, ep), obtained{tok, grant}, nil
-}
-
-// withKeys returns a copy of c holding ring.
-func (c *providerConfig) withKeys(ring *keyRing) *providerConfig {
-	next := *c
-	next.keys = ring
-	return &next
-}
-
-// replaceKeys republishes name's loaded snapshot, if one is loaded, with
-// what cfg holding ring says (published snapshots hold no key: the next
-// renewal loads them). Callers hold the name's lock.
-func (b *backend) replaceKeys(name string, cfg *providerConfig, ring *keyRing) {
-	if snap := b.loaded(name); snap != nil {
-		b.publish(name, snap.with(func(n *snapshot) { n.cfg = cfg.withKeys(ring) }))
-	}
-}
-
-// revokeEvicted revokes an evicted access token where the provider allows
-// it (GitHub), best effort: a failure is a warning, the eviction stands.
-func (b *backend) revokeEvicted(ctx context.Context, name string, snap *snapshot, evicted *tokenState) *logical.Response {
-	ep := snap.cfg.endpoint()
-	if evicted == nil || evicted.AccessToken == "" || !ep.Revocable() {
-		return nil
-	}
-	r := snap.request(name, requestRevocation, ep.EffectiveTokenURL())
-	r.timeout = min(r.timeout, revokeTimeout)
-	err := b.send(ctx, r, func(ctx context.Context, c *provider.Client) error { return c.Revoke(ctx, ep, evicted.AccessToken) })
-	if err != nil {
-		resp := &logical.Response{}
-		resp.AddWarning("the evicted token could not be revoked at the provider (it expires on its own): " + err.Error())
-		return resp
-	}
-	b.providerLog.Info("evicted token revoked at the provider", "name", name)
-	return nil
 }

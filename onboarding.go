@@ -155,13 +155,6 @@ func vaultCallback(redirect string) bool {
 	return err == nil && strings.Contains(u.Path, "/v1/") && strings.HasSuffix(u.Path, "/"+callbackPath)
 }
 
-// canMint reports whether a lost chain may be started anew by the base
-// grant: the config holds its credentials and no user connected the chain
-// (a user's chain is never silently replaced by the client's own token).
-func (s *snapshot) canMint() bool {
-	return s.settings.canMint && (s.state == nil || s.state.Connected == nil)
-}
-
 // errNotConnected says why a name without a chain cannot serve.
 func errNotConnected(name string, snap *snapshot) error {
 	if snap.settings.authorizable {

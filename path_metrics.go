@@ -54,7 +54,7 @@ func (b *backend) pathMetricsRead(ctx context.Context, req *logical.Request, _ *
 
 // exposition gathers every series and encodes them as Prometheus text.
 func (b *backend) exposition(ctx context.Context, s logical.Storage) ([]byte, error) {
-	set, err := b.settings(ctx, s)
+	set, err := b.mountSettings(ctx, s)
 	if err != nil {
 		return nil, err
 	}

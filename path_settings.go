@@ -36,7 +36,7 @@ rate_limit_burst cap provider calls to each token-URL host.
 `
 
 func (b *backend) pathSettingsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
-	set, err := b.settings(ctx, req.Storage)
+	set, err := b.mountSettings(ctx, req.Storage)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
 
 // minAgentTTL: the ttl handed to Vault Agent never drops below this while the
@@ -250,7 +252,7 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 	if snap, err = b.save(ctx, req.Storage, name, snap.withState(snap.state.withoutAccessToken())); err != nil {
 		return nil, err
 	}
-	return b.revokeEvicted(ctx, name, snap, evicted), nil // GitHub: best effort (mint_signed.go)
+	return b.revokeEvicted(ctx, name, snap, evicted), nil // GitHub: best effort (below)
 }
 
 func (b *backend) pathCredsReset(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -287,4 +289,26 @@ func (b *backend) pathCredsReset(ctx context.Context, req *logical.Request, d *f
 	}
 	b.refreshLog.Info("chain reset by an operator", "name", name, "seeded", state != nil)
 	return nil, nil
+}
+
+// revokeTimeout bounds the best-effort revocation of an evicted token.
+const revokeTimeout = 10 * time.Second
+
+// revokeEvicted revokes an evicted access token where the provider allows
+// it (GitHub), best effort: a failure is a warning, the eviction stands.
+func (b *backend) revokeEvicted(ctx context.Context, name string, snap *snapshot, evicted *tokenState) *logical.Response {
+	ep := snap.cfg.endpoint()
+	if evicted == nil || evicted.AccessToken == "" || !ep.Revocable() {
+		return nil
+	}
+	r := snap.request(name, requestRevocation, ep.EffectiveTokenURL())
+	r.timeout = min(r.timeout, revokeTimeout)
+	err := b.send(ctx, r, func(ctx context.Context, c *provider.Client) error { return c.Revoke(ctx, ep, evicted.AccessToken) })
+	if err != nil {
+		resp := &logical.Response{}
+		resp.AddWarning("the evicted token could not be revoked at the provider (it expires on its own): " + err.Error())
+		return resp
+	}
+	b.providerLog.Info("evicted token revoked at the provider", "name", name)
+	return nil
 }

@@ -59,9 +59,9 @@ func (s *mountSettings) validate() error {
 	return nil
 }
 
-// settings returns the mount's settings, loading them from storage on first
+// mountSettings returns the mount's settings, loading them from storage on first
 // use (and after an invalidation). Callers must not change the result.
-func (b *backend) settings(ctx context.Context, s logical.Storage) (*mountSettings, error) {
+func (b *backend) mountSettings(ctx context.Context, s logical.Storage) (*mountSettings, error) {
 	if cur := b.loadedSettings.Load(); cur != nil {
 		return cur, nil
 	}

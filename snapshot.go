@@ -383,3 +383,10 @@ func (b *backend) currentState(ctx context.Context, s logical.Storage, name stri
 func errNoConfig(name string) error {
 	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("no config named %q", name))
 }
+
+// canMint reports whether a lost chain may be started anew by the base
+// grant: the config holds its credentials and no user connected the chain
+// (a user's chain is never silently replaced by the client's own token).
+func (s *snapshot) canMint() bool {
+	return s.settings.canMint && (s.state == nil || s.state.Connected == nil)
+}
