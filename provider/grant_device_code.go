@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"mime"
 	"net/url"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // The device authorization grant (RFC 8628): the client asks the device
@@ -107,6 +109,18 @@ func parseDevice(status int, contentType string, body []byte) (*DeviceAuthorizat
 	if da.UserCode == "" || da.VerificationURI == "" || da.ExpiresIn <= 0 {
 		return nil, &Error{Class: Refused, Status: status, Description: "the device authorization response lacks user_code, verification_uri or expires_in"}
 	}
+	// The user code is shown to people (status, the CLI) and the device code
+	// sent back in every poll: printable ASCII only (RFC 8628 §6.1 advises a
+	// small character set), else the answer is refused, the value not shown.
+	for _, f := range []struct {
+		name, value string
+		allowed     func(byte) bool
+	}{{"user_code", da.UserCode, userCodeChars}, {"device_code", da.DeviceCode, tokenChars}} {
+		if i := strings.IndexFunc(f.value, func(r rune) bool { return r >= utf8.RuneSelf || !f.allowed(byte(r)) }); i >= 0 {
+			return nil, &Error{Class: Refused, Status: status, Description: fmt.Sprintf(
+				"the device authorization response's %s holds %s at byte %d; the answer is refused and the value not shown", f.name, describeByte(f.value[i]), i)}
+		}
+	}
 	for _, u := range []string{da.VerificationURI, da.VerificationURIComplete} {
 		if parsed, err := url.Parse(u); u != "" && (err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http")) {
 			return nil, &Error{Class: Refused, Status: status, Description: fmt.Sprintf("the device authorization response has an unusable verification URI %q", u)}
@@ -114,6 +128,9 @@ func parseDevice(status int, contentType string, body []byte) (*DeviceAuthorizat
 	}
 	return da, nil
 }
+
+// userCodeChars: printable ASCII, spaces included (some codes are grouped).
+func userCodeChars(c byte) bool { return 0x20 <= c && c <= 0x7e }
 
 // PollDevice asks the token endpoint once whether the user has decided
 // (§3.4). A decision not yet made, or a refusal, is an *Error whose Code is

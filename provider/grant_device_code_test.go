@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"strings"
@@ -82,6 +83,35 @@ func TestPollDevice(t *testing.T) {
 				t.Fatalf("PollDevice = %+v, %v; want token at", tok, err)
 			case c.wantCode != "" && (!errors.As(err, &pe) || pe.Code != c.wantCode):
 				t.Fatalf("PollDevice err = %v, want code %s", err, c.wantCode)
+			}
+		})
+	}
+}
+
+// TestDeviceAnswerStrings: a user code is shown to people and a device code
+// sent back in every poll; either with a control or non-ASCII character
+// refuses the answer, and the error does not show the value.
+func TestDeviceAnswerStrings(t *testing.T) {
+	cases := []struct {
+		name, userCode, deviceCode string
+		refused                    bool
+	}{
+		{"grouped user code", "WDJB MJHT", "dc-1", false},
+		{"user code with a line break", "WDJB\r\nMJHT", "dc-1", true},
+		{"user code with an escape sequence", "\x1b[2JWDJB", "dc-1", true},
+		{"non-ASCII user code", "WDJB-MJHT\u202e", "dc-1", true},
+		{"device code with a space", "WDJB-MJHT", "dc 1", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			body, _ := json.Marshal(map[string]any{"device_code": c.deviceCode, "user_code": c.userCode,
+				"verification_uri": "https://idp.example/device", "expires_in": 600})
+			_, err := parseDevice(200, "application/json", body)
+			if got := err != nil; got != c.refused {
+				t.Fatalf("parseDevice: err = %v, want refused %v", err, c.refused)
+			}
+			if err != nil && (strings.Contains(err.Error(), c.userCode) || strings.Contains(err.Error(), c.deviceCode)) {
+				t.Fatalf("the error %q shows the value", err)
 			}
 		})
 	}
