@@ -197,10 +197,10 @@ func (c *providerConfig) validate(hasSeed bool) error {
 		return fmt.Errorf("unknown provider %q (want one of %s)", c.Provider, provider.DialectNames())
 	}
 	if c.AuthStyle != "" && !c.AuthStyle.Valid() {
-		return fmt.Errorf("unknown auth_style %q (want basic, body or none)", c.AuthStyle)
+		return fmt.Errorf("unknown auth_style %q (want %s)", c.AuthStyle, oneOf(provider.AuthStyles))
 	}
 	if c.Encoding != "" && !c.Encoding.Valid() {
-		return fmt.Errorf("unknown encoding %q (want form, json or query)", c.Encoding)
+		return fmt.Errorf("unknown encoding %q (want %s)", c.Encoding, oneOf(provider.Encodings))
 	}
 	if c.RefreshGrant != "" && c.RefreshGrant != refreshAuto && c.RefreshGrant != refreshNever {
 		return fmt.Errorf("unknown refresh_grant %q (want auto or never)", c.RefreshGrant)

@@ -1,6 +1,7 @@
 package tokenbroker
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -41,7 +42,7 @@ var signingFields = map[string]*framework.FieldSchema{
 		Description: "The base grant, where the provider offers a choice: client_credentials or jwt_bearer (RFC 7523 §2.1). Default: the provider's (google: jwt_bearer once a service account key is held)."},
 	"private_key": {Type: framework.TypeString, DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
 		Description: "PEM private key that signs assertions: PKCS#1 or PKCS#8 RSA, SEC1 or PKCS#8 EC P-256. Write-only; replaces the current key (key/<name>/rotate replaces it without downtime)."},
-	"generate_key": {Type: framework.TypeString, AllowedValues: []any{keyRSA2048, keyRSA3072, keyRSA4096, keyECP256},
+	"generate_key": {Type: framework.TypeString, AllowedValues: allowedValues(generatedKeyTypes),
 		Description: "Make the signing key inside the plugin (it never leaves it): rsa-2048, rsa-3072, rsa-4096 or ec-p256. Exclusive with private_key; writing the same type again keeps the key. Read the public key at key/<name>."},
 	"service_account_json": {Type: framework.TypeString, DisplayAttrs: &framework.DisplayAttributes{Sensitive: true},
 		Description: "A Google service account key file (JSON): its private_key signs (kid private_key_id), client_email is the issuer, token_uri the audience and token URL. Write-only."},
@@ -204,36 +205,37 @@ func (c *providerConfig) validateSigning() error {
 	return nil
 }
 
-// signingReadFields are what a config read shows of the signing part: grant
-// and private_key_set always; the assertion values in force and the key's
-// public facts when a key is held; a GitHub App's fields for github_app.
-func (c *providerConfig) signingReadFields() map[string]any {
-	ep := c.endpoint()
-	data := map[string]any{"grant": string(ep.BaseGrant()), "private_key_set": false}
-	if k := c.keys.signer(); k != nil {
-		data["private_key_set"], data["key_id"], data["key_type"] = true, k.kid, keyType(k.signer.Public())
-		data["key_generated"], data["certificate_set"], data["next_key_id"] = k.stored.Generated != "", k.cert != nil, ""
+// signingReadFields are what a config read (ep: its wire view) shows of the
+// signing part: private_key_set always; the grant in force when a key is
+// held, the dialect signs or a grant is chosen; the key's public facts and
+// the assertion values in force when a key is held; a GitHub App's fields
+// for github_app. Empty optional fields are left out.
+func (c *providerConfig) signingReadFields(ep *provider.Endpoint) map[string]any {
+	k := c.keys.signer()
+	data := map[string]any{"private_key_set": k != nil}
+	if k != nil || c.Grant != "" || ep.Installation != nil || ep.BaseGrant() == provider.GrantJWTBearer {
+		data["grant"] = string(ep.BaseGrant())
+	}
+	if k != nil {
+		data["key_id"], data["key_type"] = k.kid, keyType(k.signer.Public())
+		data["key_generated"], data["certificate_set"] = k.stored.Generated != "", k.cert != nil
 		if next := c.keys.pending(); next != nil {
 			data["next_key_id"] = next.kid
 		}
-		data["signing_alg"], data["assertion_ttl"] = ep.SigningAlgorithm(), int64(ep.AssertionTTL().Seconds())
-		data["assertion_issuer"], data["assertion_subject"] = ep.AssertionIssuer(), ep.AssertionSubject()
-		data["assertion_audience"], data["assertion_claims"] = ep.AssertionAudience(), nonNilAnyMap(c.AssertionClaims)
+		data["signing_alg"], data["assertion_ttl"] = ep.SigningAlgorithm(), seconds(ep.AssertionTTL())
+		putSet(data, "assertion_issuer", ep.AssertionIssuer())
+		putSet(data, "assertion_subject", ep.AssertionSubject())
+		putSet(data, "assertion_audience", ep.AssertionAudience())
+		putSet(data, "assertion_claims", c.AssertionClaims)
 	}
 	if ep.Installation != nil {
-		ids := c.RepositoryIDs
-		if ids == nil {
-			ids = []int64{}
-		}
-		data["app_id"], data["installation_id"], data["installation_owner"] = c.AppID, c.InstallationID, c.InstallationOwner
-		data["api_url"], data["repositories"], data["repository_ids"] = c.APIURL, nonNil(c.Repositories), ids
-		data["permissions"] = nonNilMap(c.Permissions)
-		if c.APIURL == "" {
-			data["api_url"] = provider.GitHubAPI
-		}
-	}
-	if c.TokenURL == "" {
-		data["token_url"] = ep.EffectiveTokenURL()
+		data["api_url"] = cmp.Or(c.APIURL, provider.GitHubAPI)
+		putSet(data, "app_id", c.AppID)
+		putSet(data, "installation_id", c.InstallationID)
+		putSet(data, "installation_owner", c.InstallationOwner)
+		putSet(data, "repositories", c.Repositories)
+		putSet(data, "repository_ids", c.RepositoryIDs)
+		putSet(data, "permissions", c.Permissions)
 	}
 	return data
 }
@@ -250,11 +252,4 @@ func (sc *signingConfig) sameSigner(o *signingConfig) bool {
 func (sc *signingConfig) sameSignedShape(o *signingConfig) bool {
 	return slices.Equal(sc.Repositories, o.Repositories) && slices.Equal(sc.RepositoryIDs, o.RepositoryIDs) &&
 		fmt.Sprint(sc.Permissions) == fmt.Sprint(o.Permissions) && fmt.Sprint(sc.AssertionClaims) == fmt.Sprint(o.AssertionClaims)
-}
-
-func nonNilAnyMap(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
 }

@@ -7,11 +7,11 @@ package tokenbroker
 // a restart or failover.
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -235,19 +235,10 @@ func (b *backend) pendingStatus(ctx context.Context, s logical.Storage, name str
 		return err
 	} else if found {
 		data["pending_authorization"], data["pending_authorization_expires_at"] = "device", timeOrEmpty(dev.ExpiresAt)
-		data["user_code"], data["verification_uri"] = dev.UserCode, firstOf(dev.VerificationURIComplete, dev.VerificationURI)
+		data["user_code"], data["verification_uri"] = dev.UserCode, cmp.Or(dev.VerificationURIComplete, dev.VerificationURI)
 	}
 	if o, ok := b.onboard.outcomes.Load(name); ok {
 		data["last_authorization"], data["last_authorization_at"] = o.(outcome).result, timeOrEmpty(o.(outcome).at)
 	}
 	return nil
-}
-
-func firstOf(s ...string) string {
-	for _, v := range s {
-		if strings.TrimSpace(v) != "" {
-			return v
-		}
-	}
-	return ""
 }

@@ -63,7 +63,7 @@ func TestPresetsFillInTheirEndpoints(t *testing.T) {
 	}{
 		{"xero: rotation with a 30-minute grace", map[string]any{"provider": "xero"}, map[string]any{
 			"token_url": "https://identity.xero.com/connect/token", "auth_url": "https://login.xero.com/identity/connect/authorize",
-			"device_authorization_url": "", "refresh_reuse_grace": int64(1800), "auth_style": "basic"}},
+			"device_authorization_url": nil /* none: left out */, "refresh_reuse_grace": int64(1800), "auth_style": "basic"}},
 		{"microsoft with a tenant", map[string]any{"provider": "microsoft", "tenant": "contoso.onmicrosoft.com"}, map[string]any{
 			"token_url":                "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token",
 			"device_authorization_url": "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/devicecode"}},

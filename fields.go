@@ -78,16 +78,20 @@ func cleanList(in []string) []string {
 	return out
 }
 
-func nonNil(s []string) []string {
+// nonNil is s, or an empty list for nil: a response shows [], not null.
+func nonNil[S ~[]E, E any](s S) S {
 	if s == nil {
-		return []string{}
+		return S{}
 	}
 	return s
 }
 
-func nonNilMap(m map[string]string) map[string]string {
+// nonNilMap is m, or an empty map for nil: a response shows {}, not null.
+// (Go cannot make an empty value of a type that may be a list or a map, so
+// lists and maps have a helper each.)
+func nonNilMap[M ~map[K]V, K comparable, V any](m M) M {
 	if m == nil {
-		return map[string]string{}
+		return M{}
 	}
 	return m
 }

@@ -3,6 +3,7 @@ package tokenbroker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -82,10 +83,10 @@ var configFields = map[string]*framework.FieldSchema{
 	"scopes":        {Type: framework.TypeCommaStringSlice, Description: "Scopes to request (list, or a comma-separated string)."},
 	"audience":      {Type: framework.TypeString, Description: "Audience parameter to send with the base grant."},
 	"extra_params":  {Type: framework.TypeKVPairs, Description: "Extra token-request parameters (map, or key=value pairs)."},
-	"auth_style": {Type: framework.TypeString, Description: "Client authentication: basic (HTTP Basic), body, or none (a public client: client_id only). Default: the provider's.",
-		AllowedValues: []any{"basic", "body", "none"}},
+	"auth_style": {Type: framework.TypeString, Description: "Client authentication: basic (HTTP Basic), body, none (a public client: client_id only), or private_key_jwt (a JWT signed by the config's key; the default when a key is held and no secret). Default: the provider's.",
+		AllowedValues: allowedValues(provider.AuthStyles)},
 	"encoding": {Type: framework.TypeString, Description: "Request encoding: form, json or query. Default: the provider's.",
-		AllowedValues: []any{"form", "json", "query"}},
+		AllowedValues: allowedValues(provider.Encodings)},
 	"refresh_ahead": {Type: framework.TypeDurationSecond, Default: int(defaultRefreshAhead.Seconds()),
 		Description: "Refresh this long before expiry (never more than half the token's lifetime)."},
 	"default_ttl": {Type: framework.TypeDurationSecond, Default: int(defaultDefaultTTL.Seconds()),
@@ -103,6 +104,27 @@ var configFields = map[string]*framework.FieldSchema{
 		Description: "How long the provider accepts a refresh token again after rotating it (Xero: 30m, Okta: 30s). Within it, a refresh whose answer was lost is retried once with the same token. 0 (default): never resend."},
 	"response_mode": {Type: framework.TypeString, AllowedValues: []any{"form_post", "query"},
 		Description: "How the provider returns the code to redirect_uri: form_post (a POST: no URL, browser history or audit log holds the code) or query. Default: form_post where the preset or the issuer's metadata says the provider supports it and redirect_uri is a Vault callback (…/v1/…/callback), else query."},
+}
+
+// allowedValues is a field's AllowedValues from the list that validates it.
+func allowedValues[T ~string](values []T) []any {
+	out := make([]any, len(values))
+	for i, v := range values {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// oneOf lists values for a message: "a, b or c".
+func oneOf[T ~string](values []T) string {
+	s := make([]string, len(values))
+	for i, v := range values {
+		s[i] = string(v)
+	}
+	if len(s) < 2 {
+		return strings.Join(s, "")
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " or " + s[len(s)-1]
 }
 
 func (b *backend) pathConfigExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
@@ -127,46 +149,99 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
+	return &logical.Response{Data: cfg.readFields(state)}, nil
+}
+
+// readFields is what a config read shows: the fields that apply to the
+// config's dialect and grant, in force (defaults applied), and the *_set
+// facts of its secrets, never a secret. A user's authorization shows when
+// a user can authorize the config or it sets them; tenant when set or the
+// preset has one; signing when a key is held or the dialect signs
+// (config_signing.go). Empty optional fields are left out. Durations are
+// integer seconds, as every TypeDurationSecond field in Vault reads.
+func (cfg *providerConfig) readFields(state *tokenState) map[string]any {
 	ep := cfg.endpoint()
+	secrets := cfg.secrets()
 	data := map[string]any{
-		"provider":                 string(cfg.Provider),
-		"token_url":                cfg.TokenURL,
-		"refresh_url":              cfg.RefreshURL,
-		"client_id":                cfg.ClientID,
-		"scopes":                   nonNil(cfg.Scopes),
-		"audience":                 cfg.Audience,
-		"extra_params":             nonNilMap(cfg.ExtraParams),
-		"auth_style":               string(ep.EffectiveAuthStyle()),
-		"encoding":                 string(ep.EffectiveEncoding()),
-		"refresh_ahead":            int64(cfg.RefreshAhead.Seconds()),
-		"default_ttl":              int64(cfg.DefaultTTL.Seconds()),
-		"timeout":                  int64(cfg.Timeout.Seconds()),
-		"ca_pem":                   cfg.CAPEM,
-		"refresh_grant":            cfg.refreshGrantInForce(),
-		"refresh_reuse_grace":      int64(cfg.RefreshReuseGrace.Seconds()),
-		"revokes_previous_token":   string(ep.EffectivePreviousToken()),
-		"client_secret_set":        len(cfg.secrets()) > 0,
-		"client_secrets_count":     len(cfg.secrets()),
-		"api_key_set":              cfg.APIKey != "",
-		"refresh_token_set":        state != nil && state.RefreshToken != "",
-		"needs_refresh_token":      state != nil && state.NeedsRefreshToken,
-		"schema_version":           cfg.SchemaVersion,
-		"auth_url":                 cfg.AuthURL,
-		"device_authorization_url": cfg.DeviceURL,
-		"redirect_uri":             cfg.RedirectURI,
-		"pkce":                     string(ep.EffectivePKCE()),
-		"auth_params":              nonNilMap(cfg.AuthParams),
-		"response_mode":            string(cfg.responseMode()),
-		"issuer":                   cfg.Issuer,
-		"tenant":                   cfg.Tenant,
+		"provider":               string(cfg.Provider),
+		"token_url":              ep.EffectiveTokenURL(),
+		"auth_style":             string(ep.EffectiveAuthStyle()),
+		"encoding":               string(ep.EffectiveEncoding()),
+		"refresh_ahead":          seconds(cfg.RefreshAhead),
+		"default_ttl":            seconds(cfg.DefaultTTL),
+		"timeout":                seconds(cfg.Timeout),
+		"refresh_grant":          cfg.refreshGrantInForce(),
+		"refresh_reuse_grace":    seconds(cfg.RefreshReuseGrace),
+		"revokes_previous_token": string(ep.EffectivePreviousToken()),
+		"client_secret_set":      len(secrets) > 0,
+		"client_secrets_count":   len(secrets),
+		"api_key_set":            cfg.APIKey != "",
+		"refresh_token_set":      state != nil && state.RefreshToken != "",
+		"needs_refresh_token":    state != nil && state.NeedsRefreshToken,
+		"schema_version":         cfg.SchemaVersion,
 	}
-	if u := ep.EffectiveRefreshURL(); u != cfg.TokenURL {
+	if u := ep.EffectiveRefreshURL(); u != ep.EffectiveTokenURL() {
 		data["refresh_url"] = u
 	}
-	for k, v := range cfg.signingReadFields() { // config_signing.go
-		data[k] = v
+	putSet(data, "client_id", cfg.ClientID)
+	putSet(data, "scopes", cfg.Scopes)
+	putSet(data, "audience", cfg.Audience)
+	putSet(data, "extra_params", cfg.ExtraParams)
+	putSet(data, "ca_pem", cfg.CAPEM)
+	if tenant, uses := cfg.tenantInForce(); uses {
+		putSet(data, "tenant", tenant)
 	}
-	return &logical.Response{Data: data}, nil
+	// A user's authorization: its URLs when set; PKCE and the response mode
+	// in force when a user can authorize the config, or when set.
+	putSet(data, "auth_url", cfg.AuthURL)
+	putSet(data, "device_authorization_url", cfg.DeviceURL)
+	putSet(data, "redirect_uri", cfg.RedirectURI)
+	putSet(data, "auth_params", cfg.AuthParams)
+	putSet(data, "issuer", cfg.Issuer)
+	user := cfg.authorizable()
+	if user || cfg.PKCE != "" {
+		data["pkce"] = string(ep.EffectivePKCE())
+	}
+	if user || cfg.ResponseMode != "" {
+		data["response_mode"] = string(cfg.responseMode())
+	}
+	maps.Copy(data, cfg.signingReadFields(ep)) // config_signing.go
+	return data
+}
+
+// seconds is how a read shows a duration: integer seconds, what Vault's
+// TypeDurationSecond fields take and return (its CLI shows a *_ttl key's
+// seconds as 1h).
+func seconds(d time.Duration) int64 { return int64(d.Seconds()) }
+
+// putSet puts v under key unless it is empty (a string, list or map): a
+// read leaves out an optional field that is not set.
+func putSet[T ~string | ~[]string | ~[]int64 | ~map[string]string | ~map[string]any](data map[string]any, key string, v T) {
+	if len(v) > 0 {
+		data[key] = v
+	}
+}
+
+// tenantInForce is the tenant in a preset's URLs: the config's, else the
+// preset's default (microsoft: common); uses is false when the preset's
+// URLs hold no tenant.
+func (cfg *providerConfig) tenantInForce() (tenant string, uses bool) {
+	if cfg.Tenant != "" {
+		return cfg.Tenant, true
+	}
+	const mark = "{tenant}"
+	withMark, dflt := cfg.Provider.Preset(mark), cfg.Provider.Preset("")
+	for _, u := range [][2]string{{withMark.TokenURL, dflt.TokenURL}, {withMark.AuthURL, dflt.AuthURL}} {
+		before, after, found := strings.Cut(u[0], mark)
+		if !found {
+			continue
+		}
+		if d := u[1]; !dflt.NeedsTenant && len(d) > len(before)+len(after) && strings.HasPrefix(d, before) && strings.HasSuffix(d, after) {
+			return d[len(before) : len(d)-len(after)], true
+		}
+		return "", true
+	}
+	return "", false
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -1,6 +1,7 @@
 package provider
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -98,7 +99,7 @@ func parseDevice(status int, contentType string, body []byte) (*DeviceAuthorizat
 	}
 	da := &DeviceAuthorization{
 		DeviceCode: dj.DeviceCode, UserCode: dj.UserCode,
-		VerificationURI:         firstNonEmpty(dj.VerificationURI, dj.VerificationURL),
+		VerificationURI:         cmp.Or(dj.VerificationURI, dj.VerificationURL),
 		VerificationURIComplete: dj.VerificationURIComplete,
 		ExpiresIn:               time.Duration(dj.ExpiresIn) * time.Second,
 		Interval:                time.Duration(dj.Interval) * time.Second,

@@ -2,6 +2,7 @@ package provider
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -285,18 +286,9 @@ func (tj *tokenJSON) asError(status int) *Error {
 	}
 	// Joined, not trimmed: what the request's Redactor removes must reach it whole.
 	problem := strings.Join(slices.DeleteFunc([]string{tj.Title, tj.Detail}, func(s string) bool { return s == "" }), " ")
-	e.Description = firstNonEmpty(tj.ErrorDescription, problem, tj.Message)
+	e.Description = cmp.Or(tj.ErrorDescription, problem, tj.Message)
 	if e.Description == "" && e.Code == "" {
 		e.Description = "the provider refused the request"
 	}
 	return e
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
