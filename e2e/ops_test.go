@@ -144,7 +144,7 @@ func TestAuditLogHasNoSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(serverLog), "token obtained") {
+	if !strings.Contains(string(serverLog), "provider request") {
 		t.Fatalf("the server log has no plugin lines (%d bytes)", len(serverLog))
 	}
 	for what, s := range secrets {

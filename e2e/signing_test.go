@@ -204,7 +204,7 @@ func scanForKeyMaterial(t *testing.T, v *Vault, auditLog string, secrets []strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(serverLog), "token obtained") || !strings.Contains(string(audit), mountPath+"/config/bearer") {
+	if !strings.Contains(string(serverLog), "provider request") || !strings.Contains(string(audit), mountPath+"/config/bearer") {
 		t.Fatalf("the server log (%d bytes) or audit log (%d bytes) lacks the flows", len(serverLog), len(audit))
 	}
 	for _, s := range secrets {
