@@ -314,7 +314,7 @@ func (b *backend) refreshScheduled(name string) {
 		return
 	}
 	if snap.refreshWanted(b.now(), snap.passDelay(name)) {
-		_, err := b.obtain(b.ctx, name, background)
+		_, err := b.obtain(b.ctx, name, background, nil)
 		b.metrics.backgroundRefresh(err)
 		if err != nil {
 			b.refreshLog.Warn("background refresh failed", "name", name, "error", err)

@@ -49,10 +49,12 @@ var background = want{beyondWindow: true}
 // obtain waits until name holds a token that satisfies w, calling the
 // provider if it must. Concurrent callers share one upstream call; the call
 // runs on the backend's context, so a caller that gives up cannot cut it short.
-func (b *backend) obtain(ctx context.Context, name string, w want) (*snapshot, error) {
+// cold, when the caller loaded the name just now, spares the renewal loading
+// its config again.
+func (b *backend) obtain(ctx context.Context, name string, w want, cold *coldConfig) (*snapshot, error) {
 	for attempt := 1; ; attempt++ {
 		led := false // this caller's function ran: it made the call others may share
-		ch := b.flight.DoChan(name, func() (any, error) { led = true; return b.lockAndObtain(name, w) })
+		ch := b.flight.DoChan(name, func() (any, error) { led = true; return b.lockAndObtain(name, w, cold) })
 		select {
 		case r := <-ch:
 			if r.Shared && !led && w != background {
@@ -74,13 +76,13 @@ func (b *backend) obtain(ctx context.Context, name string, w want) (*snapshot, e
 // refreshInBackground starts one refresh of name, if none is running, and
 // does not wait for it.
 func (b *backend) refreshInBackground(name string) {
-	b.flight.DoChan(name, func() (any, error) { return b.lockAndObtain(name, background) })
+	b.flight.DoChan(name, func() (any, error) { return b.lockAndObtain(name, background, nil) })
 }
 
 // lockAndObtain takes name's lock, re-reads its newest snapshot, returns it if
 // it already satisfies w, and otherwise renews the chain (chain.go): the
 // only way to the provider. It persists and publishes what it obtains.
-func (b *backend) lockAndObtain(name string, w want) (*snapshot, error) {
+func (b *backend) lockAndObtain(name string, w want, cold *coldConfig) (*snapshot, error) {
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
@@ -116,7 +118,7 @@ func (b *backend) lockAndObtain(name string, w want) (*snapshot, error) {
 			name, until.UTC().Format(time.RFC3339), lastErr)
 	}
 
-	if snap, err = b.withConfig(ctx, b.storage, name, snap); err != nil {
+	if snap, err = b.withConfig(ctx, b.storage, name, cold.onto(snap)); err != nil {
 		return nil, err
 	}
 	snap, tok, err := b.renew(ctx, name, snap)

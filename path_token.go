@@ -100,7 +100,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 			return logical.ErrorResponse("min_ttl: %s", err), nil
 		}
 	}
-	snap, err := b.snapshot(ctx, req.Storage, name)
+	snap, cold, err := b.snapshotAndConfig(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 		if b.cacheLog.IsDebug() {
 			b.cacheLog.Debug("no usable cached token; waiting for the provider", "name", name, "min_ttl", w.minTTL)
 		}
-		fresh, err := b.obtain(ctx, name, w)
+		fresh, err := b.obtain(ctx, name, w, cold)
 		stale := staleView(snap, fresh)
 		switch {
 		case err == nil:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -270,4 +271,29 @@ func TestCredsOfUnknownName(t *testing.T) {
 	expect(t, "storage after reading an unknown name", e.storageDump(), before)
 	expect(t, "token of x", e.token("x"), tok)
 	expect(t, "upstream calls", e.fake.TotalCalls(), 1)
+}
+
+// A cold read that renews loads the config (and its keys) from storage once:
+// the renewal takes the config the read loaded with the snapshot.
+func TestAColdReadLoadsTheConfigOnce(t *testing.T) {
+	e := newEnv(t)
+	e.fake.SetLifetime(time.Hour)
+	e.config("x", fakeprovider.Echo360, nil)
+	e.token("x")
+	e.restart()
+	e.clock.Add(2 * time.Hour) // the stored token has expired: the read renews
+	var configReads, keyReads atomic.Int64
+	count := func(key string) {
+		switch key {
+		case configPrefix + "x":
+			configReads.Add(1)
+		case keyPrefix + "x":
+			keyReads.Add(1)
+		}
+	}
+	e.storage.onGet.Store(&count)
+	defer e.storage.onGet.Store(nil)
+	e.token("x")
+	expect(t, "config reads for a cold read that renews", configReads.Load(), int64(1))
+	expect(t, "key reads for a cold read that renews", keyReads.Load(), int64(1))
 }

@@ -287,35 +287,59 @@ func (s *snapshot) backgroundInterval(name string) time.Duration {
 // snapshot returns name's snapshot, loading it from storage on first use.
 // It returns nil when the name has no config.
 func (b *backend) snapshot(ctx context.Context, s logical.Storage, name string) (*snapshot, error) {
+	snap, _, err := b.snapshotAndConfig(ctx, s, name)
+	return snap, err
+}
+
+// coldConfig is the full config a read loaded from storage along with name's
+// snapshot: a read that goes on to renew the chain hands it to the renewal
+// (obtain), so a cold read loads and parses the config and its keys once.
+// It is current while that snapshot is the one published.
+type coldConfig struct {
+	snap *snapshot
+	cfg  *providerConfig
+}
+
+// onto returns snap holding c's config when c was loaded with snap, else snap.
+func (c *coldConfig) onto(snap *snapshot) *snapshot {
+	if c == nil || c.snap != snap || snap.cfg != nil {
+		return snap
+	}
+	return snap.with(func(n *snapshot) { n.cfg = c.cfg })
+}
+
+// snapshotAndConfig is snapshot, with the config when this call loaded it
+// from storage (nil when name was already loaded).
+func (b *backend) snapshotAndConfig(ctx context.Context, s logical.Storage, name string) (*snapshot, *coldConfig, error) {
 	if snap := b.loaded(name); snap != nil {
-		return snap, nil
+		return snap, nil, nil
 	}
 	epoch := b.invalidations.Load()
 	cfg, err := loadConfig(ctx, s, name)
 	if err != nil || cfg == nil {
-		return nil, err
+		return nil, nil, err
 	}
 	state, err := loadState(ctx, s, name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	client, err := b.httpClient(cfg.CAPEM)
 	if err != nil {
-		return nil, fmt.Errorf("config %q: %w", name, err)
+		return nil, nil, fmt.Errorf("config %q: %w", name, err)
 	}
 	loaded := newSnapshot(cfg, client, state).published()
 	e := b.entry(name)
 	loaded.counters = &e.counters
 	if !e.snap.CompareAndSwap(nil, loaded) {
-		return e.snap.Load(), nil // another caller loaded it first
+		return e.snap.Load(), nil, nil // another caller loaded it first
 	}
 	if b.invalidations.Load() != epoch {
 		// Storage changed while we read it; do not keep what may be stale.
 		e.snap.CompareAndSwap(loaded, nil)
-	} else {
-		b.sched.set(name, loaded.backgroundDue(name), loaded.backgroundInterval(name))
+		return loaded, nil, nil
 	}
-	return loaded, nil
+	b.sched.set(name, loaded.backgroundDue(name), loaded.backgroundInterval(name))
+	return loaded, &coldConfig{snap: loaded, cfg: cfg}, nil
 }
 
 // configured returns name's snapshot holding its full config, loaded from
