@@ -42,7 +42,7 @@ func (c *providerConfig) applyKey(d *framework.FieldData, name string, now time.
 			c.TokenURL = sa.TokenURI
 		}
 	}
-	current := c.keys.signer()
+	current := c.keys.active()
 	if kind != "" && privatePEM == "" && current != nil && current.stored.Generated == kind {
 		kind = "" // the same generate_key again keeps the key (a re-applied Terraform config)
 	}

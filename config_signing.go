@@ -141,7 +141,7 @@ func (c *providerConfig) applySigning(d *framework.FieldData, name string, now t
 func (sc *signingConfig) fillSigning(ep *provider.Endpoint, k *signingKey) {
 	ep.Grant = sc.Grant
 	if k == nil {
-		k = sc.keys.signer()
+		k = sc.keys.active()
 	}
 	if k != nil {
 		alg := sc.SigningAlg
@@ -171,7 +171,7 @@ func (c *providerConfig) validateSigning() error {
 	if c.Grant != "" && !slices.Contains(ep.BaseGrants(), c.Grant) {
 		return fmt.Errorf("grant %s is not available for provider %s (want one of %v)", c.Grant, c.Provider, ep.BaseGrants())
 	}
-	if k := c.keys.signer(); k != nil {
+	if k := c.keys.active(); k != nil {
 		fits := provider.KeyAlgorithms(k.signer.Public())
 		if c.SigningAlg != "" && !slices.Contains(fits, c.SigningAlg) {
 			return fmt.Errorf("signing_alg %s does not fit the signing key (a %s key signs %v)", c.SigningAlg, keyType(k.signer.Public()), fits)
@@ -211,7 +211,7 @@ func (c *providerConfig) validateSigning() error {
 // the assertion values in force when a key is held; a GitHub App's fields
 // for github_app. Empty optional fields are left out.
 func (c *providerConfig) signingReadFields(ep *provider.Endpoint) map[string]any {
-	k := c.keys.signer()
+	k := c.keys.active()
 	data := map[string]any{"private_key_set": k != nil}
 	if k != nil || c.Grant != "" || ep.Installation != nil || ep.BaseGrant() == provider.GrantJWTBearer {
 		data["grant"] = string(ep.BaseGrant())

@@ -31,8 +31,8 @@ type keyRing struct {
 	previousUntil           time.Time
 }
 
-// signer is the current key, nil when none.
-func (r *keyRing) signer() *signingKey {
+// active is the current key (the one that signs), nil when none.
+func (r *keyRing) active() *signingKey {
 	if r == nil {
 		return nil
 	}

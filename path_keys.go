@@ -105,7 +105,7 @@ func (b *backend) pathKeyRead(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return nil, err
 	}
-	data := cfg.keyFacts(cfg.keys.signer(), "")
+	data := cfg.keyFacts(cfg.keys.active(), "")
 	if next := cfg.keys.pending(); next != nil {
 		for k, v := range cfg.keyFacts(next, "next_") {
 			data[k] = v
@@ -146,7 +146,7 @@ func (b *backend) pathKeyRotate(ctx context.Context, req *logical.Request, d *fr
 		if err != nil {
 			return nil, err
 		}
-		if k.kid == cfg.keys.signer().kid {
+		if k.kid == cfg.keys.active().kid {
 			return nil, fmt.Errorf("key_id %q is the current key's: the next key needs its own", k.kid)
 		}
 		next := cfg.withKeys(cfg.keys.withNext(k))
@@ -388,7 +388,7 @@ func (p *publishedJWKS) load(ctx context.Context, s logical.Storage, name string
 			return nil, err
 		}
 		var doc *jwksDoc
-		if cfg != nil && cfg.keys.signer() != nil {
+		if cfg != nil && cfg.keys.active() != nil {
 			if doc, err = newJWKSDoc(cfg); err != nil {
 				return nil, fmt.Errorf("encode the JWK Set of %q: %w", name, err)
 			}
@@ -420,7 +420,7 @@ func (p *publishedJWKS) keep(name string, doc *jwksDoc) {
 // is loaded again on the next request.
 func (p *publishedJWKS) changed(name string, cfg *providerConfig) {
 	var doc *jwksDoc
-	if cfg != nil && cfg.keys.signer() != nil {
+	if cfg != nil && cfg.keys.active() != nil {
 		var err error
 		if doc, err = newJWKSDoc(cfg); err != nil {
 			doc = unencoded
@@ -467,7 +467,7 @@ func loadSigningConfig(ctx context.Context, s logical.Storage, name string) (*pr
 	if err != nil {
 		return nil, err
 	}
-	if cfg == nil || cfg.keys.signer() == nil {
+	if cfg == nil || cfg.keys.active() == nil {
 		return nil, errNoKeys(name)
 	}
 	return cfg, nil
