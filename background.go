@@ -33,8 +33,9 @@ func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) err
 		return nil
 	}
 	b.loop.start(b)
-	b.sched.signal()                       // run what is due now
-	b.tendAuthorizations(ctx, req.Storage) // device pollers, expired authorizations (device.go)
+	b.sched.signal()                              // run what is due now
+	b.resumePollers(ctx, req.Storage)             // device.go
+	b.dropExpiredAuthorizations(ctx, req.Storage) // onboarding.go
 	return nil
 }
 

@@ -182,29 +182,15 @@ func (b *backend) wait(ctx context.Context, d time.Duration) bool {
 	return ctx.Err() == nil
 }
 
-// tendAuthorizations, run by the periodic pass, restarts the pollers of
-// pending device authorizations (after a restart or failover) and removes
-// browser authorizations that expired unused.
-func (b *backend) tendAuthorizations(ctx context.Context, s logical.Storage) {
+// resumePollers, run by the periodic pass, restarts the pollers of pending
+// device authorizations (after a restart or failover).
+func (b *backend) resumePollers(ctx context.Context, s logical.Storage) {
 	names, err := deviceEntries.list(ctx, s)
 	if err != nil {
 		b.refreshLog.Warn("list pending device authorizations", "error", err)
 	}
 	for _, name := range names {
 		b.startPoller(name)
-	}
-	names, err = codeEntries.list(ctx, s)
-	if err != nil {
-		b.refreshLog.Warn("list pending authorizations", "error", err)
-	}
-	for _, name := range names {
-		lock := b.lockFor(name)
-		lock.Lock()
-		var p pendingCode
-		if found, err := codeEntries.loadInto(ctx, s, name, &p); err == nil && found && !b.now().Before(p.ExpiresAt) {
-			_ = codeEntries.delete(ctx, s, name)
-		}
-		lock.Unlock()
 	}
 }
 

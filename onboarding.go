@@ -339,3 +339,21 @@ func (b *backend) connect(ctx context.Context, name string, snap *snapshot, tok 
 	}
 	return nil
 }
+
+// dropExpiredAuthorizations, run by the periodic pass, removes browser
+// authorizations that expired unused.
+func (b *backend) dropExpiredAuthorizations(ctx context.Context, s logical.Storage) {
+	names, err := codeEntries.list(ctx, s)
+	if err != nil {
+		b.refreshLog.Warn("list pending authorizations", "error", err)
+	}
+	for _, name := range names {
+		lock := b.lockFor(name)
+		lock.Lock()
+		var p pendingCode
+		if found, err := codeEntries.loadInto(ctx, s, name, &p); err == nil && found && !b.now().Before(p.ExpiresAt) {
+			_ = codeEntries.delete(ctx, s, name)
+		}
+		lock.Unlock()
+	}
+}
