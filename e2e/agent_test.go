@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,45 +31,9 @@ func TestVaultAgentTemplate(t *testing.T) {
 	v.Must("audit", "enable", "file", "file_path="+auditLog)
 	v.WriteConfig("agent", fake.ConfigArgs("echo360", "refresh_ahead=10s")...)
 
-	// The agent authenticates with a token limited to its one creds path.
-	v.Must("policy", "write", "agent", v.WriteFile("agent.hcl",
-		`path "tokenbroker/creds/agent" { capabilities = ["read"] }`+"\n"))
-	var created struct {
-		Auth struct {
-			ClientToken string `json:"client_token"`
-		} `json:"auth"`
-	}
-	if err := json.Unmarshal([]byte(v.Must("token", "create", "-format=json", "-policy=agent", "-ttl=30m")), &created); err != nil {
-		t.Fatal(err)
-	}
-	tokenFile := v.WriteFile("agent-token", created.Auth.ClientToken)
-	out := filepath.Join(v.Dir, "access_token")
-	config := v.WriteFile("agent.hcl", fmt.Sprintf(`
-vault {
-  address = %q
-}
-auto_auth {
-  method "token_file" {
-    config = {
-      token_file_path = %q
-    }
-  }
-}
-template_config {
-  exit_on_retry_failure = true
-}
-template {
-  contents    = "{{ with secret \"tokenbroker/creds/agent\" }}{{ .Data.access_token }}{{ end }}"
-  destination = %q
-}
-`, v.Addr, tokenFile, out))
-
 	start := time.Now()
-	agent, err := startProc(t, filepath.Join(v.Dir, "agent.log"), v.env(), v.bin.vault,
-		"agent", "-config="+config, "-log-level=debug")
-	if err != nil {
-		t.Fatal(err)
-	}
+	run := startAgent(t, v, `{{ with secret "tokenbroker/creds/agent" }}{{ .Data.access_token }}{{ end }}`)
+	agent, out := run.agent, run.file
 
 	// Watch the rendered file: it must always hold a token the provider accepts,
 	// and each change must come while the previous token is still valid.

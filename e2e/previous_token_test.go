@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -173,55 +171,6 @@ func TestVaultAgentRendersNoRevokedToken(t *testing.T) {
 			t.Logf("in %s: renders=%d upstream calls=%d creds reads=%d revoked tokens=%d", elapsed, len(renders), fake.TotalCalls(), reads, fake.RevokedTokens())
 		})
 	}
-}
-
-// agentRun is a Vault Agent rendering one template to file.
-type agentRun struct {
-	agent *proc
-	file  string
-}
-
-// startAgent starts Vault Agent with a token limited to reading
-// tokenbroker/creds/agent, rendering contents to a file in v.Dir.
-func startAgent(t *testing.T, v *Vault, contents string) agentRun {
-	t.Helper()
-	v.Must("policy", "write", "agent", v.WriteFile("agent-policy.hcl",
-		`path "tokenbroker/creds/agent" { capabilities = ["read"] }`+"\n"))
-	var created struct {
-		Auth struct {
-			ClientToken string `json:"client_token"`
-		} `json:"auth"`
-	}
-	if err := json.Unmarshal([]byte(v.Must("token", "create", "-format=json", "-policy=agent", "-ttl=30m")), &created); err != nil {
-		t.Fatal(err)
-	}
-	tokenFile := v.WriteFile("agent-token", created.Auth.ClientToken)
-	out := filepath.Join(v.Dir, "rendered")
-	config := v.WriteFile("agent.hcl", fmt.Sprintf(`
-vault {
-  address = %q
-}
-auto_auth {
-  method "token_file" {
-    config = {
-      token_file_path = %q
-    }
-  }
-}
-template_config {
-  exit_on_retry_failure = true
-}
-template {
-  contents    = %q
-  destination = %q
-}
-`, v.Addr, tokenFile, contents, out))
-	agent, err := startProc(t, filepath.Join(v.Dir, "agent.log"), v.env(), v.bin.vault,
-		"agent", "-config="+config, "-log-level=debug")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return agentRun{agent: agent, file: out}
 }
 
 // renderedCreds is one rendering of "<access_token> <expires_at_seconds> <ttl>".
