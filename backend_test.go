@@ -121,11 +121,11 @@ func TestHTTPClientSharedPerCA(t *testing.T) {
 	}
 	e.config("c", fakeprovider.OAuth2, map[string]any{"ca_pem": other.CAPEM()})
 	client := func(name string) *http.Client {
-		snap, err := e.b.snapshot(context.Background(), e.storage, name)
-		if err != nil || snap == nil {
-			t.Fatalf("snapshot %q: %v, %v", name, snap, err)
+		r, err := e.b.configured(context.Background(), e.storage, name)
+		if err != nil {
+			t.Fatalf("renewal of %q: %v", name, err)
 		}
-		return snap.client
+		return r.client
 	}
 	if a, b := client("a"), client("b"); a != b {
 		t.Fatalf("configs a and b trust the same CA: clients %p and %p, want one shared", a, b)

@@ -22,52 +22,62 @@ type obtained struct {
 	grant provider.Grant
 }
 
-// renew obtains a new token for snap's chain: the refresh grant when a
-// refresh token is held (and refresh_grant allows it), else the base grant.
-// A refresh token the provider refused, or may have spent without answering,
-// is dropped and persisted at once so it is never sent again; the base grant
+// renew obtains a new token for r's chain: the refresh grant when a refresh
+// token is held (and refresh_grant allows it), else the base grant. A refresh
+// token the provider refused, or may have spent without answering, is
+// dropped and persisted at once so it is never sent again; the base grant
 // then starts a new chain if the config can mint. Callers hold the name's lock.
-func (b *backend) renew(ctx context.Context, name string, snap *snapshot) (*snapshot, obtained, error) {
-	ep := snap.cfg.endpoint()
-	ep.Now = b.now // assertions' iat and exp
-	if snap.state != nil && snap.state.RefreshToken != "" && snap.cfg.refreshes() {
-		tok, err := b.refresh(ctx, name, &snap, ep)
-		if err == nil {
-			return snap, obtained{tok, provider.GrantRefreshToken}, nil
+func (b *backend) renew(ctx context.Context, r renewal) (renewal, obtained, error) {
+	if st := r.snap.state; st != nil && st.RefreshToken != "" && r.cfg.refreshes() {
+		var tok *provider.Token
+		var err error
+		if r, tok, err = b.refresh(ctx, r); err == nil {
+			return r, obtained{tok, provider.GrantRefreshToken}, nil
 		}
 		if !spent(err) {
-			return snap, obtained{}, err
+			return r, obtained{}, err
 		}
-		next := snap.state.withoutChain().edited(func(st *tokenState) { st.NeedsRefreshToken = !snap.canMint() })
-		if snap.renewalEndsServed() {
-			// The provider may have ended the served token with this refresh
-			// (an answer lost after it rotated; fosite revokes the whole
-			// family when a token comes twice): it is not served again.
-			next = next.withoutAccessToken()
+		if r, err = b.dropSpentChain(ctx, r, err); err != nil {
+			return r, obtained{}, err
 		}
-		snap = snap.withState(next)
-		var persistErr error
-		if snap, persistErr = b.persist(ctx, name, snap); persistErr != nil {
-			return snap, obtained{}, persistErr
-		}
-		if !snap.canMint() {
-			b.refreshLog.Error("refresh chain lost; write a new refresh_token to the config", "name", name, "error", err)
-			return snap, obtained{}, errNeedsRefreshToken(name, err)
-		}
-		b.refreshLog.Warn("refresh token refused or possibly spent; starting a new chain with the base grant",
-			"name", name, "grant", ep.BaseGrant(), "error", err)
 	}
-	if !snap.canMint() {
-		return snap, obtained{}, errNotConnected(name, snap)
+	if !r.snap.canMint() {
+		return r, obtained{}, errNotConnected(r.name, r.snap)
 	}
-	snap, tok, err := b.mintSigned(ctx, name, snap, ep) // mint_signed.go
+	r, tok, err := b.mint(ctx, r) // mint.go
 	var pe *provider.Error
-	if err != nil && snap.settings.mintEnds && errors.As(err, &pe) && pe.Class == provider.Lost && snap.state != nil && snap.state.AccessToken != "" {
+	if err != nil && r.snap.settings.mintEnds && errors.As(err, &pe) && pe.Class == provider.Lost && r.snap.state != nil && r.snap.state.AccessToken != "" {
 		// The provider may have issued a token we never saw, ending the one
 		// served (one active token per client): it is not served again.
-		snap, _ = b.persist(ctx, name, snap.withState(snap.state.withoutAccessToken()))
+		snap, _ := b.persist(ctx, r.name, r.snap.withState(r.snap.state.withoutAccessToken()))
+		r = r.at(snap)
 	}
-	return snap, tok, err
+	return r, tok, err
+}
+
+// dropSpentChain drops r's refresh token after the provider refused it or may
+// have spent it (cause), and persists that before anything else. It returns
+// an error unless the config can start a new chain by minting.
+func (b *backend) dropSpentChain(ctx context.Context, r renewal, cause error) (renewal, error) {
+	next := r.snap.state.withoutChain().edited(func(st *tokenState) { st.NeedsRefreshToken = !r.snap.canMint() })
+	if r.snap.renewalEndsServed() {
+		// The provider may have ended the served token with this refresh
+		// (an answer lost after it rotated; fosite revokes the whole
+		// family when a token comes twice): it is not served again.
+		next = next.withoutAccessToken()
+	}
+	snap, err := b.persist(ctx, r.name, r.snap.withState(next))
+	r = r.at(snap)
+	if err != nil {
+		return r, err
+	}
+	if !snap.canMint() {
+		b.refreshLog.Error("refresh chain lost; write a new refresh_token to the config", "name", r.name, "error", cause)
+		return r, errNeedsRefreshToken(r.name, cause)
+	}
+	b.refreshLog.Warn("refresh token refused or possibly spent; starting a new chain with the base grant",
+		"name", r.name, "grant", snap.settings.baseGrant, "error", cause)
+	return r, nil
 }
 
 // spent reports whether a failed refresh leaves its token unusable: the
@@ -84,59 +94,60 @@ func spent(err error) bool {
 // which spent nothing: client_rotation.go). A token the provider said has
 // expired is not sent. Storage is read before sending and again when the
 // provider refuses: a newer chain stored there (by another node) is used
-// once instead of sending a stale token or declaring the chain dead. *snapp
-// is updated to what was published.
-func (b *backend) refresh(ctx context.Context, name string, snapp **snapshot, ep *provider.Endpoint) (*provider.Token, error) {
-	grace := (*snapp).cfg.RefreshReuseGrace
+// once instead of sending a stale token or declaring the chain dead.
+func (b *backend) refresh(ctx context.Context, r renewal) (renewal, *provider.Token, error) {
+	grace := r.cfg.RefreshReuseGrace
+	ep := r.endpoint()
 	adopt := func() bool {
-		newer := b.newerStoredChain(ctx, name, (*snapp).state.RefreshToken)
+		newer := b.newerStoredChain(ctx, r.name, r.snap.state.RefreshToken)
 		if newer != nil {
-			*snapp = (*snapp).withState(newer)
-			b.publish(name, *snapp)
+			r = r.withState(newer)
+			b.publish(r.name, r.snap)
 		}
 		return newer != nil
 	}
 	adopted := adopt()
 	var alts []altClient // further client credentials, listed on the first invalid_client
-	var promote func(context.Context, *backend, string, *snapshot) *snapshot
+	var promote func(context.Context, *backend, renewal) renewal
 	for {
-		st := (*snapp).state
+		st := r.snap.state
 		now := b.now()
 		if st.refreshExpired(now) {
-			return nil, &provider.Error{Class: provider.Refused,
+			return r, nil, &provider.Error{Class: provider.Refused,
 				Description: "the refresh token expired at " + st.RefreshExpiresAt.UTC().Format(time.RFC3339) + " (as the provider said); it was not sent"}
 		}
 		if st.RefreshPending && !st.mayResend(now, grace) {
-			return nil, &provider.Error{Class: provider.Lost,
+			return r, nil, &provider.Error{Class: provider.Lost,
 				Description: "an earlier refresh with this token has no recorded answer (a restart, failover or lost connection mid-refresh); it may be spent"}
 		}
-		tok, err := b.sendRefresh(ctx, name, snapp, ep)
+		var tok *provider.Token
+		var err error
+		r, tok, err = b.sendRefresh(ctx, r, ep)
 		var pe *provider.Error
 		switch {
 		case err == nil && promote != nil:
-			*snapp = promote(ctx, b, name, *snapp)
-			return tok, nil
+			return promote(ctx, b, r), tok, nil
 		case err == nil || !errors.As(err, &pe):
-			return tok, err
+			return r, tok, err
 		case clientRefused(err):
 			if promote == nil {
-				alts = b.altClients(*snapp, ep)
+				alts = r.altClients(ep)
 			}
 			if len(alts) == 0 {
-				return tok, err
+				return r, tok, err
 			}
-			b.refreshLog.Warn("the provider refused the client; refreshing with the config's next client credential", "name", name, "error", err)
+			b.refreshLog.Warn("the provider refused the client; refreshing with the config's next client credential", "name", r.name, "error", err)
 			ep, promote, alts = alts[0].ep, alts[0].promote, alts[1:]
 			continue
-		case pe.Class == provider.Lost && (*snapp).state.mayResend(b.now(), grace):
-			b.refreshLog.Warn("refresh answer lost; resending the same token once, within refresh_reuse_grace", "name", name, "error", err)
+		case pe.Class == provider.Lost && r.snap.state.mayResend(b.now(), grace):
+			b.refreshLog.Warn("refresh answer lost; resending the same token once, within refresh_reuse_grace", "name", r.name, "error", err)
 			continue
 		case pe.Class == provider.Refused && !adopted && adopt():
-			b.refreshLog.Warn("refresh token refused, but storage holds a newer chain; using it", "name", name, "error", err)
+			b.refreshLog.Warn("refresh token refused, but storage holds a newer chain; using it", "name", r.name, "error", err)
 			adopted = true
 			continue
 		}
-		return tok, err
+		return r, tok, err
 	}
 }
 
@@ -144,34 +155,34 @@ func (b *backend) refresh(ctx context.Context, name string, snapp **snapshot, ep
 // state marked RefreshPending (and counts the sending), so that if this
 // process dies before the answer is saved, whoever loads the state next knows
 // the token may be spent. A temporary failure (nothing spent) clears the mark.
-func (b *backend) sendRefresh(ctx context.Context, name string, snapp **snapshot, ep *provider.Endpoint) (*provider.Token, error) {
-	snap := *snapp
+func (b *backend) sendRefresh(ctx context.Context, r renewal, ep *provider.Endpoint) (renewal, *provider.Token, error) {
 	now := b.now()
-	marked := snap.withState(snap.state.edited(func(st *tokenState) {
+	marked := r.snap.withState(r.snap.state.edited(func(st *tokenState) {
 		st.RefreshPending = true
 		if st.RefreshSends == 0 {
 			st.RefreshSentAt = now
 		}
 		st.RefreshSends++
 	}))
-	snap, err := b.save(ctx, b.storage, name, marked)
+	snap, err := b.save(ctx, b.storage, r.name, marked)
 	if err != nil {
 		b.metrics.persistFailures.Inc()
 		// Not sent: the stored token stays good, but without the mark a
 		// crash could not be told apart from "never sent".
-		return nil, fmt.Errorf("refresh of %q not attempted, its state could not be saved first: %w", name, err)
+		return r, nil, fmt.Errorf("refresh of %q not attempted, its state could not be saved first: %w", r.name, err)
 	}
-	*snapp = snap
+	r = r.at(snap)
 
-	tok, err := b.exchange(ctx, name, snap, ep, provider.GrantRefreshToken, snap.state.RefreshToken)
+	tok, err := b.exchange(ctx, r, ep, provider.GrantRefreshToken, snap.state.RefreshToken)
 	if err != nil && !spent(err) {
 		// A definite answer that spent nothing: the token is still good.
 		cleared := snap.withState(snap.state.edited(func(st *tokenState) {
 			st.RefreshPending, st.RefreshSentAt, st.RefreshSends = false, time.Time{}, 0
 		}))
-		*snapp, _ = b.persist(ctx, name, cleared)
+		snap, _ = b.persist(ctx, r.name, cleared)
+		r = r.at(snap)
 	}
-	return tok, err
+	return r, tok, err
 }
 
 // newerStoredChain returns the stored token state when it holds a refresh
@@ -185,74 +196,15 @@ func (b *backend) newerStoredChain(ctx context.Context, name, refused string) *t
 	return stored
 }
 
-// mint obtains a token by the base grant. It tries each client secret in turn
-// while the provider refuses; one that works after another failed is
-// promoted to the front of the config's list and saved, so a secret rotation
-// at the provider causes no downtime.
-func (b *backend) mint(ctx context.Context, name string, snap *snapshot, ep *provider.Endpoint) (*snapshot, obtained, error) {
-	grant := ep.BaseGrant()
-	candidates := snap.cfg.secrets()
-	if grant == provider.GrantAPIKey || len(candidates) == 0 {
-		candidates = []string{ep.ClientSecret}
-	}
-	var err error
-	for i, secret := range candidates {
-		ep.ClientSecret = secret
-		var tok *provider.Token
-		tok, err = b.exchange(ctx, name, snap, ep, grant, "")
-		if lostQuickly(err) {
-			// The base grant spends nothing: one immediate retry rides out a
-			// dropped connection instead of failing the read.
-			tok, err = b.exchange(ctx, name, snap, ep, grant, "")
-		}
-		if err == nil {
-			if i > 0 {
-				snap = b.promoteSecret(ctx, name, snap, secret)
-			}
-			return snap, obtained{tok, grant}, nil
-		}
-		var pe *provider.Error
-		if !errors.As(err, &pe) || pe.Class != provider.Refused {
-			break
-		}
-	}
-	return snap, obtained{}, err
-}
-
-// lostQuickly reports whether a call failed in transit, with no HTTP answer,
-// before its time limit.
-func lostQuickly(err error) bool {
-	var pe *provider.Error
-	return errors.As(err, &pe) && pe.Status == 0 && pe.Class != provider.Refused && !errors.Is(err, context.DeadlineExceeded)
-}
-
-// exchange makes one token request through the gateway. An error from a
-// call that ran out of time wraps context.DeadlineExceeded.
-func (b *backend) exchange(ctx context.Context, name string, snap *snapshot, ep *provider.Endpoint, grant provider.Grant, refreshToken string) (*provider.Token, error) {
-	url := ep.EffectiveTokenURL()
-	if grant == provider.GrantRefreshToken {
-		url = ep.EffectiveRefreshURL()
-	}
-	var tok *provider.Token
-	err := b.send(ctx, snap.request(name, grant, url), func(ctx context.Context, c *provider.Client) (err error) {
-		tok, err = c.Exchange(ctx, ep, grant, refreshToken)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return tok, nil
-}
-
 // newState is the token state after tok was obtained at now.
-func (s *snapshot) newState(tok obtained, now time.Time) *tokenState {
+func (r renewal) newState(tok obtained, now time.Time) *tokenState {
 	lifetime := tok.ExpiresIn
 	if lifetime <= 0 {
-		lifetime = s.cfg.DefaultTTL
+		lifetime = r.cfg.DefaultTTL
 	}
 	scopes := tok.Scopes
 	if scopes == nil {
-		scopes = s.cfg.Scopes
+		scopes = r.cfg.Scopes
 	}
 	st := &tokenState{
 		AccessToken: tok.AccessToken,
@@ -265,20 +217,21 @@ func (s *snapshot) newState(tok obtained, now time.Time) *tokenState {
 		Permissions: tok.Permissions, Repositories: tok.Repositories,
 	}
 	st.internStrings()
+	previous := r.snap.state
 	switch {
-	case !s.cfg.refreshes():
+	case !r.cfg.refreshes():
 		// refresh_grant=never: a refresh token is neither used nor kept.
 	case tok.RefreshToken != "":
 		st.RefreshToken = tok.RefreshToken
 		if tok.RefreshExpiresIn > 0 {
 			st.RefreshExpiresAt = now.Add(tok.RefreshExpiresIn)
 		}
-	case tok.grant == provider.GrantRefreshToken && s.cfg.endpoint().KeepsRefreshToken():
+	case tok.grant == provider.GrantRefreshToken && r.cfg.endpoint().KeepsRefreshToken():
 		// RFC 6749 §6: no new one issued, the old one stays.
-		st.RefreshToken, st.RefreshExpiresAt = s.state.RefreshToken, s.state.RefreshExpiresAt
+		st.RefreshToken, st.RefreshExpiresAt = previous.RefreshToken, previous.RefreshExpiresAt
 	}
-	if tok.grant == provider.GrantRefreshToken && s.state != nil {
-		st.Connected = s.state.Connected // a user's chain stays theirs
+	if tok.grant == provider.GrantRefreshToken && previous != nil {
+		st.Connected = previous.Connected // a user's chain stays theirs
 	}
 	return st
 }

@@ -11,8 +11,8 @@ import (
 // uses first, further client secrets (client_secrets) and a signing key not
 // yet current (key/<name>/rotate). When the provider refuses the client, the
 // next is tried, and one that works is promoted and saved, so a rotation at
-// the provider needs no call here. The base grant does this in mint and
-// mintSigned; the refresh grant does it on invalid_client (refresh).
+// the provider needs no call here. The base grant does this when minting
+// (mint.go); the refresh grant on invalid_client (refresh, chain.go).
 //
 // A refresh refused with invalid_client spent nothing: client authentication
 // fails before the grant is looked at (RFC 6749 §5.2,
@@ -32,27 +32,26 @@ func clientRefused(err error) bool {
 // the endpoint with it, and how to promote it once it worked.
 type altClient struct {
 	ep      *provider.Endpoint
-	promote func(ctx context.Context, b *backend, name string, snap *snapshot) *snapshot
+	promote func(ctx context.Context, b *backend, r renewal) renewal
 }
 
-// altClients lists snap's further credentials for ep, in the order to try
+// altClients lists r's further credentials for ep, in the order to try
 // them: the later client secrets, then the next signing key.
-func (b *backend) altClients(snap *snapshot, ep *provider.Endpoint) []altClient {
+func (r renewal) altClients(ep *provider.Endpoint) []altClient {
 	var out []altClient
-	if secrets := snap.cfg.secrets(); len(secrets) > 1 && ep.ClientSecret == secrets[0] {
+	if secrets := r.cfg.secrets(); len(secrets) > 1 && ep.ClientSecret == secrets[0] {
 		for _, secret := range secrets[1:] {
 			alt := *ep
 			alt.ClientSecret = secret
-			out = append(out, altClient{ep: &alt, promote: func(ctx context.Context, b *backend, name string, snap *snapshot) *snapshot {
-				return b.promoteSecret(ctx, name, snap, secret)
+			out = append(out, altClient{ep: &alt, promote: func(ctx context.Context, b *backend, r renewal) renewal {
+				return b.promoteSecret(ctx, r, secret)
 			}})
 		}
 	}
-	if next := snap.cfg.keys.pending(); next != nil {
-		alt := snap.cfg.endpointWith(next)
-		alt.Now = b.now
-		out = append(out, altClient{ep: alt, promote: func(ctx context.Context, b *backend, name string, snap *snapshot) *snapshot {
-			return b.promoteKey(ctx, name, snap, alt)
+	if next := r.cfg.keys.pending(); next != nil {
+		alt := r.endpointWith(next)
+		out = append(out, altClient{ep: alt, promote: func(ctx context.Context, b *backend, r renewal) renewal {
+			return b.promoteKey(ctx, r, alt)
 		}})
 	}
 	return out
@@ -60,30 +59,31 @@ func (b *backend) altClients(snap *snapshot, ep *provider.Endpoint) []altClient 
 
 // promoteSecret saves the config with secret tried first. Failing to save is
 // not fatal: the old order still works, one refused attempt later.
-func (b *backend) promoteSecret(ctx context.Context, name string, snap *snapshot, secret string) *snapshot {
-	cfg := snap.cfg.withSecretFirst(secret)
-	if err := configEntries.save(ctx, b.storage, name, cfg); err != nil {
-		b.refreshLog.Warn("a later client secret worked but the new order was not saved", "name", name, "error", err)
-		return snap
+func (b *backend) promoteSecret(ctx context.Context, r renewal, secret string) renewal {
+	cfg := r.cfg.withSecretFirst(secret)
+	if err := configEntries.save(ctx, b.storage, r.name, cfg); err != nil {
+		b.refreshLog.Warn("a later client secret worked but the new order was not saved", "name", r.name, "error", err)
+		return r
 	}
-	b.refreshLog.Info("the provider refused the first client secret; a later one worked and is now tried first", "name", name)
-	return snap.with(func(n *snapshot) { n.cfg = cfg })
+	b.refreshLog.Info("the provider refused the first client secret; a later one worked and is now tried first", "name", r.name)
+	return r.withConfig(cfg)
 }
 
 // promoteKey makes the next signing key, which ep signed with and the
 // provider accepted, the current one; the previous key stays published a
 // while. Failing to save is not fatal: the next key is tried again next time.
-func (b *backend) promoteKey(ctx context.Context, name string, snap *snapshot, ep *provider.Endpoint) *snapshot {
-	ring, err := snap.cfg.keys.promoted(b.now(), ep.AssertionTTL())
+func (b *backend) promoteKey(ctx context.Context, r renewal, ep *provider.Endpoint) renewal {
+	ring, err := r.cfg.keys.promoted(b.now(), ep.AssertionTTL())
 	if err == nil {
-		err = writeKeyRing(ctx, b.storage, name, ring)
+		err = writeKeyRing(ctx, b.storage, r.name, ring)
 	}
 	if err != nil {
-		b.refreshLog.Warn("the next signing key worked but its promotion was not saved; it is tried again next time", "name", name, "error", err)
-		return snap
+		b.refreshLog.Warn("the next signing key worked but its promotion was not saved; it is tried again next time", "name", r.name, "error", err)
+		return r
 	}
-	b.keysChanged(name, snap.cfg.withKeys(ring))
+	cfg := r.cfg.withKeys(ring)
+	b.keysChanged(r.name, cfg)
 	b.refreshLog.Info("the provider refused the current signing key and accepted the next: the next key is now current",
-		"name", name, "key_id", ring.current.kid)
-	return snap.with(func(n *snapshot) { n.cfg = n.cfg.withKeys(ring) })
+		"name", r.name, "key_id", ring.current.kid)
+	return r.withConfig(cfg)
 }

@@ -42,17 +42,17 @@ func (b *backend) beginDevice(ctx context.Context, s logical.Storage, name, who 
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	snap, err := b.configured(ctx, s, name)
+	r, err := b.configured(ctx, s, name)
 	if err != nil {
 		return nil, err
 	}
-	if snap.cfg.DeviceURL == "" || snap.cfg.ClientID == "" {
+	if r.cfg.DeviceURL == "" || r.cfg.ClientID == "" {
 		return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
 			"config %q needs client_id and device_authorization_url (or an issuer or provider preset that gives one) for a device authorization", name))
 	}
-	ep := snap.cfg.endpoint()
+	ep := r.endpoint()
 	var da *provider.DeviceAuthorization
-	err = b.send(b.ctx, snap.request(name, requestDeviceAuthorization, ep.DeviceURL), func(ctx context.Context, c *provider.Client) (err error) {
+	err = b.send(b.ctx, r.request(requestDeviceAuthorization, ep.DeviceURL), func(ctx context.Context, c *provider.Client) (err error) {
 		da, err = c.StartDevice(ctx, ep)
 		return err
 	})
@@ -141,20 +141,20 @@ func (b *backend) pollOnce(name, code string) (slowDown bool) {
 		end("the device authorization expired before the user approved it")
 		return false
 	}
-	snap, err := b.configured(ctx, b.storage, name)
+	r, err := b.configured(ctx, b.storage, name)
 	if err != nil {
 		end("the config could not be loaded: " + err.Error())
 		return false
 	}
-	ep := snap.cfg.endpoint()
-	tok, err := b.connectCall(name, snap, provider.GrantDeviceCode, func(ctx context.Context, c *provider.Client) (*provider.Token, error) {
+	ep := r.endpoint()
+	tok, err := b.connectCall(r, provider.GrantDeviceCode, func(ctx context.Context, c *provider.Client) (*provider.Token, error) {
 		return c.PollDevice(ctx, ep, p.DeviceCode)
 	})
 	var pe *provider.Error
 	switch {
 	case err == nil:
 		end("connected")
-		if err := b.connect(ctx, name, snap, obtained{tok, provider.GrantDeviceCode}, connection{By: p.RequestedBy}); err != nil {
+		if err := b.connect(ctx, r, obtained{tok, provider.GrantDeviceCode}, connection{By: p.RequestedBy}); err != nil {
 			b.refreshLog.Error("device authorization", "name", name, "error", err)
 		}
 	case errors.As(err, &pe) && pe.Code == provider.DevicePending:

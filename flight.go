@@ -118,10 +118,12 @@ func (b *backend) lockAndObtain(name string, w want, cold *coldConfig) (*snapsho
 			name, until.UTC().Format(time.RFC3339), lastErr)
 	}
 
-	if snap, err = b.withConfig(ctx, b.storage, name, cold.onto(snap)); err != nil {
+	r, err := b.beginRenewal(ctx, b.storage, name, snap, cold)
+	if err != nil {
 		return nil, err
 	}
-	snap, tok, err := b.renew(ctx, name, snap)
+	r, tok, err := b.renew(ctx, r)
+	snap = r.snap
 	if err != nil {
 		snap = snap.with(func(n *snapshot) { n.health = n.health.failed(err, now) })
 		b.publish(name, snap)
@@ -129,7 +131,7 @@ func (b *backend) lockAndObtain(name string, w want, cold *coldConfig) (*snapsho
 	}
 	now = b.now()
 	snap = snap.with(func(n *snapshot) {
-		n.state = n.newState(tok, now)
+		n.state = r.newState(tok, now)
 		n.health = n.health.succeeded(tok.grant, now)
 	})
 	return b.persist(ctx, name, snap)

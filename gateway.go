@@ -81,7 +81,20 @@ func (r providerRequest) label() string {
 	return string(r.request) + " grant"
 }
 
-// request is the providerRequest of a call for snap's config to url.
-func (snap *snapshot) request(name string, kind provider.Grant, url string) providerRequest {
-	return providerRequest{name: name, request: kind, url: url, client: snap.client, timeout: snap.cfg.Timeout}
+// exchange makes one token request for r through the gateway. An error from
+// a call that ran out of time wraps context.DeadlineExceeded.
+func (b *backend) exchange(ctx context.Context, r renewal, ep *provider.Endpoint, grant provider.Grant, refreshToken string) (*provider.Token, error) {
+	url := ep.EffectiveTokenURL()
+	if grant == provider.GrantRefreshToken {
+		url = ep.EffectiveRefreshURL()
+	}
+	var tok *provider.Token
+	err := b.send(ctx, r.request(grant, url), func(ctx context.Context, c *provider.Client) (err error) {
+		tok, err = c.Exchange(ctx, ep, grant, refreshToken)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return tok, nil
 }

@@ -144,10 +144,10 @@ func (c *providerConfig) withKeys(ring *keyRing) *providerConfig {
 }
 
 // replaceKeys republishes name's loaded snapshot, if one is loaded, with
-// what cfg holding ring says (published snapshots hold no key: the next
-// renewal loads them). Callers hold the name's lock.
+// the settings of cfg holding ring (snapshots hold no key: the next renewal
+// loads them). Callers hold the name's lock.
 func (b *backend) replaceKeys(name string, cfg *providerConfig, ring *keyRing) {
 	if snap := b.loaded(name); snap != nil {
-		b.publish(name, snap.with(func(n *snapshot) { n.cfg = cfg.withKeys(ring) }))
+		b.publish(name, snap.with(func(n *snapshot) { n.settings = settingsOf(cfg.withKeys(ring)) }))
 	}
 }

@@ -189,15 +189,15 @@ func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, nam
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	snap, err := b.configured(ctx, s, name)
+	r, err := b.configured(ctx, s, name)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
-	if snap.cfg.AuthURL == "" || snap.cfg.ClientID == "" {
+	if r.cfg.AuthURL == "" || r.cfg.ClientID == "" {
 		return "", "", time.Time{}, logical.CodedError(http.StatusBadRequest,
 			fmt.Sprintf("config %q needs client_id and auth_url (or an issuer or provider preset that gives one) to authorize in a browser", name))
 	}
-	ep, mode := snap.cfg.endpoint(), snap.cfg.responseMode()
+	ep, mode := r.endpoint(), r.cfg.responseMode()
 	state, verifier := newAuthState(name), provider.NewSecret()
 	if authURL, err = ep.AuthorizationURLIn(mode, state, verifier); err != nil {
 		return "", "", time.Time{}, fmt.Errorf("authorization URL of %q: %w", name, err)
@@ -278,13 +278,13 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 	case a.code == "":
 		return refuse(fmt.Sprintf("the provider sent no code for %s", name))
 	}
-	snap, err := b.configured(ctx, s, name)
+	r, err := b.configured(ctx, s, name)
 	if err != nil {
 		return err
 	}
-	ep := snap.cfg.endpoint()
+	ep := r.endpoint()
 	ep.RedirectURI = p.RedirectURI
-	tok, err := b.connectCall(name, snap, provider.GrantAuthorizationCode, func(ctx context.Context, c *provider.Client) (*provider.Token, error) {
+	tok, err := b.connectCall(r, provider.GrantAuthorizationCode, func(ctx context.Context, c *provider.Client) (*provider.Token, error) {
 		return c.ExchangeCode(ctx, ep, a.code, p.Verifier)
 	})
 	if err != nil {
@@ -300,34 +300,33 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 			params[k] = v
 		}
 	}
-	return b.connect(ctx, name, snap, obtained{tok, provider.GrantAuthorizationCode}, connection{By: p.RequestedBy, Params: params})
+	return b.connect(ctx, r, obtained{tok, provider.GrantAuthorizationCode}, connection{By: p.RequestedBy, Params: params})
 }
 
 // connectCall makes one provider request that may start a chain, through the
 // gateway, on the backend's context: a caller hanging up cannot cut it short.
-func (b *backend) connectCall(name string, snap *snapshot, grant provider.Grant, call func(context.Context, *provider.Client) (*provider.Token, error)) (*provider.Token, error) {
+func (b *backend) connectCall(r renewal, grant provider.Grant, call func(context.Context, *provider.Client) (*provider.Token, error)) (*provider.Token, error) {
 	var tok *provider.Token
-	err := b.send(b.ctx, snap.request(name, grant, snap.cfg.endpoint().EffectiveTokenURL()), func(ctx context.Context, c *provider.Client) (err error) {
+	err := b.send(b.ctx, r.request(grant, r.cfg.endpoint().EffectiveTokenURL()), func(ctx context.Context, c *provider.Client) (err error) {
 		tok, err = call(ctx, c)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	b.providerLog.Info("token obtained", "name", name, "grant", grant, "expires_in", tok.ExpiresIn)
+	b.providerLog.Info("token obtained", "name", r.name, "grant", grant, "expires_in", tok.ExpiresIn)
 	return tok, nil
 }
 
-// connect makes tok the start of name's chain, replacing whatever chain it
+// connect makes tok the start of r's chain, replacing whatever chain it
 // had, and persists it; conn says who connected it and with what (its time
 // is set here). Callers hold the name's lock.
-func (b *backend) connect(ctx context.Context, name string, snap *snapshot, tok obtained, conn connection) error {
-	now := b.now()
-	by := conn.By
-	st := snap.newState(tok, now)
+func (b *backend) connect(ctx context.Context, r renewal, tok obtained, conn connection) error {
+	name, now, by := r.name, b.now(), conn.By
+	st := r.newState(tok, now)
 	conn.At = now
 	st.Connected = &conn
-	next := snap.with(func(n *snapshot) {
+	next := r.snap.with(func(n *snapshot) {
 		n.state = st
 		n.health = n.health.cleared().succeeded(tok.grant, now)
 	})

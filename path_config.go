@@ -286,8 +286,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := cfg.validate(state != nil && state.RefreshToken != ""); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	client, err := b.httpClient(cfg.CAPEM)
-	if err != nil {
+	if _, err := b.httpClient(cfg.CAPEM); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
 	if old != nil && state != nil && seed == "" && !old.sameTokenShape(cfg) {
@@ -304,7 +303,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	}
 	b.keysChanged(name, cfg)
 	b.names.add(name)
-	next := newSnapshot(cfg, client, state)
+	next := newSnapshot(cfg, state)
 	next.counters = b.counters(name)
 	if old := b.loaded(name); old != nil {
 		next.health = old.health // counters survive a config edit

@@ -245,14 +245,15 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 	if err != nil || snap == nil || snap.state == nil {
 		return nil, err
 	}
-	if snap, err = b.withConfig(ctx, req.Storage, name, snap); err != nil {
+	r, err := b.beginRenewal(ctx, req.Storage, name, snap, nil)
+	if err != nil {
 		return nil, err
 	}
 	evicted := snap.state
-	if snap, err = b.save(ctx, req.Storage, name, snap.withState(snap.state.withoutAccessToken())); err != nil {
+	if _, err = b.save(ctx, req.Storage, name, snap.withState(snap.state.withoutAccessToken())); err != nil {
 		return nil, err
 	}
-	return b.revokeEvicted(ctx, name, snap, evicted), nil // GitHub: best effort (below)
+	return b.revokeEvicted(ctx, r, evicted), nil // GitHub: best effort (below)
 }
 
 func (b *backend) pathCredsReset(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -270,7 +271,7 @@ func (b *backend) pathCredsReset(ctx context.Context, req *logical.Request, d *f
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	snap, err := b.configured(ctx, req.Storage, name)
+	r, err := b.configured(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
@@ -278,10 +279,10 @@ func (b *backend) pathCredsReset(ctx context.Context, req *logical.Request, d *f
 	if seed = strings.TrimSpace(seed); seed != "" {
 		state = &tokenState{RefreshToken: seed}
 	}
-	if err := snap.cfg.validate(state != nil); err != nil {
+	if err := r.cfg.validate(state != nil); err != nil {
 		return logical.ErrorResponse("reset of %q: %s", name, err), nil
 	}
-	if _, err := b.save(ctx, req.Storage, name, snap.with(func(n *snapshot) {
+	if _, err := b.save(ctx, req.Storage, name, r.snap.with(func(n *snapshot) {
 		n.state = state
 		n.health = n.health.cleared()
 	})); err != nil {
@@ -296,19 +297,19 @@ const revokeTimeout = 10 * time.Second
 
 // revokeEvicted revokes an evicted access token where the provider allows
 // it (GitHub), best effort: a failure is a warning, the eviction stands.
-func (b *backend) revokeEvicted(ctx context.Context, name string, snap *snapshot, evicted *tokenState) *logical.Response {
-	ep := snap.cfg.endpoint()
+func (b *backend) revokeEvicted(ctx context.Context, r renewal, evicted *tokenState) *logical.Response {
+	ep := r.endpoint()
 	if evicted == nil || evicted.AccessToken == "" || !ep.Revocable() {
 		return nil
 	}
-	r := snap.request(name, requestRevocation, ep.EffectiveTokenURL())
-	r.timeout = min(r.timeout, revokeTimeout)
-	err := b.send(ctx, r, func(ctx context.Context, c *provider.Client) error { return c.Revoke(ctx, ep, evicted.AccessToken) })
+	req := r.request(requestRevocation, ep.EffectiveTokenURL())
+	req.timeout = min(req.timeout, revokeTimeout)
+	err := b.send(ctx, req, func(ctx context.Context, c *provider.Client) error { return c.Revoke(ctx, ep, evicted.AccessToken) })
 	if err != nil {
 		resp := &logical.Response{}
 		resp.AddWarning("the evicted token could not be revoked at the provider (it expires on its own): " + err.Error())
 		return resp
 	}
-	b.providerLog.Info("evicted token revoked at the provider", "name", name)
+	b.providerLog.Info("evicted token revoked at the provider", "name", r.name)
 	return nil
 }

@@ -14,16 +14,12 @@ import (
 // snapshot is one name's loaded view: what reads need of its config, its
 // token state and health, fixed at one moment. Changes publish a new
 // snapshot; one is never edited in place, so the read path reads it without a
-// lock. A published snapshot holds no secret of the config and no key: the
-// full config (cfg) is loaded from storage only to renew or connect a chain
-// (configured), which keeps 100 000 chains within a small memory budget.
+// lock. A snapshot holds no secret of the config and no key: the full config
+// is loaded from storage only to renew or connect a chain (renewal.go),
+// which keeps 100 000 chains within a small memory budget.
 type snapshot struct {
 	settings chainSettings
-	// cfg is the full config while this snapshot is being worked on under
-	// the name's lock; nil in published snapshots.
-	cfg    *providerConfig
-	client *http.Client
-	state  *tokenState // nil: no token state stored
+	state    *tokenState // nil: no token state stored
 	// dirty: state is newer than storage (a write failed); it must win over storage.
 	dirty bool
 	// view holds the creds response values fixed by state, boxed once per
@@ -116,20 +112,10 @@ func (c chainSettings) previousToken() provider.PreviousToken {
 	return provider.PreviousTokenKept
 }
 
-func newSnapshot(cfg *providerConfig, client *http.Client, state *tokenState) *snapshot {
-	s := &snapshot{settings: settingsOf(cfg), cfg: cfg, client: client, state: state}
+func newSnapshot(cfg *providerConfig, state *tokenState) *snapshot {
+	s := &snapshot{settings: settingsOf(cfg), state: state}
 	s.derive()
 	return s
-}
-
-// published is s as readers see it: without the full config.
-func (s *snapshot) published() *snapshot {
-	if s.cfg == nil {
-		return s
-	}
-	p := *s
-	p.cfg = nil
-	return &p
 }
 
 // derive computes what follows from the settings, state and health, once per snapshot.
@@ -201,9 +187,6 @@ func (s *snapshot) reauthorizeBy() time.Time {
 func (s *snapshot) with(change func(*snapshot)) *snapshot {
 	next := *s
 	change(&next)
-	if next.cfg != s.cfg && next.cfg != nil {
-		next.settings = settingsOf(next.cfg)
-	}
 	if next.state != s.state || next.settings != s.settings || next.last != s.last {
 		next.derive() // a failure's backoff moves the renewal that servedUntil may count to
 	}
@@ -300,12 +283,12 @@ type coldConfig struct {
 	cfg  *providerConfig
 }
 
-// onto returns snap holding c's config when c was loaded with snap, else snap.
-func (c *coldConfig) onto(snap *snapshot) *snapshot {
-	if c == nil || c.snap != snap || snap.cfg != nil {
-		return snap
+// configOf is c's config when c was loaded with snap, else nil.
+func (c *coldConfig) configOf(snap *snapshot) *providerConfig {
+	if c == nil || c.snap != snap {
+		return nil
 	}
-	return snap.with(func(n *snapshot) { n.cfg = c.cfg })
+	return c.cfg
 }
 
 // snapshotAndConfig is snapshot, with the config when this call loaded it
@@ -323,11 +306,7 @@ func (b *backend) snapshotAndConfig(ctx context.Context, s logical.Storage, name
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := b.httpClient(cfg.CAPEM)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config %q: %w", name, err)
-	}
-	loaded := newSnapshot(cfg, client, state).published()
+	loaded := newSnapshot(cfg, state)
 	e := b.entry(name)
 	loaded.counters = &e.counters
 	if !e.snap.CompareAndSwap(nil, loaded) {
@@ -342,36 +321,6 @@ func (b *backend) snapshotAndConfig(ctx context.Context, s logical.Storage, name
 	return loaded, &coldConfig{snap: loaded, cfg: cfg}, nil
 }
 
-// configured returns name's snapshot holding its full config, loaded from
-// storage: for work that renews or connects a chain. It fails with a 404
-// when the name has no config.
-func (b *backend) configured(ctx context.Context, s logical.Storage, name string) (*snapshot, error) {
-	snap, err := b.snapshot(ctx, s, name)
-	if err != nil {
-		return nil, err
-	}
-	if snap == nil {
-		return nil, errNoConfig(name)
-	}
-	return b.withConfig(ctx, s, name, snap)
-}
-
-// withConfig returns snap holding name's full config, loaded from storage
-// unless it already does.
-func (b *backend) withConfig(ctx context.Context, s logical.Storage, name string, snap *snapshot) (*snapshot, error) {
-	if snap.cfg != nil {
-		return snap, nil
-	}
-	cfg, err := loadConfig(ctx, s, name)
-	if err != nil {
-		return nil, err
-	}
-	if cfg == nil {
-		return nil, errNoConfig(name)
-	}
-	return snap.with(func(n *snapshot) { n.cfg = cfg }), nil
-}
-
 // loaded returns name's snapshot if one is in memory, else nil.
 func (b *backend) loaded(name string) *snapshot {
 	if e, ok := b.entries.Load(name); ok {
@@ -383,7 +332,7 @@ func (b *backend) loaded(name string) *snapshot {
 // publish makes snap what readers of name see, and schedules its next
 // background refresh.
 func (b *backend) publish(name string, snap *snapshot) {
-	b.entry(name).snap.Store(snap.published())
+	b.entry(name).snap.Store(snap)
 	b.sched.set(name, snap.backgroundDue(name), snap.backgroundInterval(name))
 }
 
