@@ -22,27 +22,28 @@ type obtained struct {
 	grant provider.Grant
 }
 
-// renew obtains a new token for r's chain: the refresh grant when a refresh
-// token is held (and refresh_grant allows it), else the base grant. A refresh
-// token the provider refused, or may have spent without answering, is
-// dropped and persisted at once so it is never sent again; the base grant
-// then starts a new chain if the config can mint. Callers hold the name's lock.
-func (b *backend) renew(ctx context.Context, r renewal) (renewal, obtained, error) {
+// renew obtains a new token for r's chain and returns the token state it
+// makes (not yet saved): by the refresh grant when a refresh token is held
+// (and refresh_grant allows it), else by the base grant. A refresh token the
+// provider refused, or may have spent without answering, is dropped and
+// persisted at once so it is never sent again; the base grant then starts a
+// new chain if the config can mint. Callers hold the name's lock.
+func (b *backend) renew(ctx context.Context, r renewal) (renewal, *tokenState, error) {
 	if st := r.snap.state; st != nil && st.RefreshToken != "" && r.cfg.refreshes() {
 		var tok *provider.Token
 		var err error
 		if r, tok, err = b.refresh(ctx, r); err == nil {
-			return r, obtained{tok, provider.GrantRefreshToken}, nil
+			return r, r.newState(obtained{tok, provider.GrantRefreshToken}, b.now()), nil
 		}
 		if !spent(err) {
-			return r, obtained{}, err
+			return r, nil, err
 		}
 		if r, err = b.dropSpentChain(ctx, r, err); err != nil {
-			return r, obtained{}, err
+			return r, nil, err
 		}
 	}
 	if !r.snap.canMint() {
-		return r, obtained{}, errNotConnected(r.name, r.snap)
+		return r, nil, errNotConnected(r.name, r.snap)
 	}
 	r, tok, err := b.mint(ctx, r) // mint.go
 	var pe *provider.Error
@@ -52,7 +53,10 @@ func (b *backend) renew(ctx context.Context, r renewal) (renewal, obtained, erro
 		snap, _ := b.persist(ctx, r.name, r.snap.withState(r.snap.state.withoutAccessToken()))
 		r = r.at(snap)
 	}
-	return r, tok, err
+	if err != nil {
+		return r, nil, err
+	}
+	return r, r.newState(tok, b.now()), nil
 }
 
 // dropSpentChain drops r's refresh token after the provider refused it or may

@@ -122,17 +122,16 @@ func (b *backend) lockAndObtain(name string, w want, cold *coldConfig) (*snapsho
 	if err != nil {
 		return nil, err
 	}
-	r, tok, err := b.renew(ctx, r)
+	r, st, err := b.renew(ctx, r)
 	snap = r.snap
 	if err != nil {
 		snap = snap.with(func(n *snapshot) { n.health = n.health.failed(err, now) })
 		b.publish(name, snap)
 		return snap, err
 	}
-	now = b.now()
 	snap = snap.with(func(n *snapshot) {
-		n.state = r.newState(tok, now)
-		n.health = n.health.succeeded(tok.grant, now)
+		n.state = st
+		n.health = n.health.succeeded(st.Grant, st.IssuedAt)
 	})
 	return b.persist(ctx, name, snap)
 }
