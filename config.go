@@ -3,7 +3,6 @@ package tokenbroker
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -156,22 +155,6 @@ func (c *providerConfig) withSecretFirst(secret string) *providerConfig {
 	next.ClientSecret = secret
 	next.ClientSecrets = slices.DeleteFunc(c.secrets(), func(s string) bool { return s == secret })
 	return &next
-}
-
-// sameCredentials reports whether tokens minted under c are still those o
-// would mint: the same client at the same provider. Its client secrets are
-// not compared, as its signing keys are not: a rotated secret authenticates
-// the same client, whose chains and tokens stay good.
-func (c *providerConfig) sameCredentials(o *providerConfig) bool {
-	return c.Provider == o.Provider && c.TokenURL == o.TokenURL && c.RefreshURL == o.RefreshURL &&
-		c.ClientID == o.ClientID && c.APIKey == o.APIKey && c.sameSigner(&o.signingConfig)
-}
-
-// sameTokenShape reports whether an access token minted under c fits o's request.
-func (c *providerConfig) sameTokenShape(o *providerConfig) bool {
-	return slices.Equal(c.Scopes, o.Scopes) && c.Audience == o.Audience &&
-		maps.Equal(c.ExtraParams, o.ExtraParams) && c.AuthStyle == o.AuthStyle && c.Encoding == o.Encoding &&
-		c.sameSignedShape(&o.signingConfig)
 }
 
 // credentialFields names, in config terms, what the wire says is missing.

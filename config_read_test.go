@@ -128,9 +128,9 @@ var secretReadKeys = map[string]struct {
 	"certificate":          {"certificate_set", true},
 }
 
-// TestConfigFieldsRoundTrip writes every config field (configFields, which
-// holds the signing fields too) over a few configs and reads each back: a
-// new field fails here until it is written and read.
+// TestConfigFieldsRoundTrip writes every config field (configFields, from
+// configFieldTable) over a few configs and reads each back: a new field
+// fails here until it is written and read.
 func TestConfigFieldsRoundTrip(t *testing.T) {
 	e := newEnv(t)
 	base := e.fake.URL()

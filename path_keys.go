@@ -30,8 +30,8 @@ func pathKeys(b *backend) []*framework.Path {
 		Pattern:      "key/(?P<name>[^/]+)/rotate$",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationVerb: "rotate", OperationSuffix: "key"},
 		Fields: map[string]*framework.FieldSchema{
-			"name": name, "generate_key": signingFields["generate_key"], "private_key": signingFields["private_key"],
-			"certificate": signingFields["certificate"], "key_id": signingFields["key_id"],
+			"name": name, "generate_key": configFields["generate_key"], "private_key": configFields["private_key"],
+			"certificate": configFields["certificate"], "key_id": configFields["key_id"],
 		},
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.UpdateOperation: forward(b.pathKeyRotate, "Add a next signing key (generated or imported), published at once; promote makes it current."),
