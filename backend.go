@@ -86,6 +86,8 @@ type backend struct {
 	limits *hostLimits
 	// names is the sorted index of configured names behind paginated LISTs.
 	names nameIndex
+	// appLocks holds one *sync.Mutex per app written (app.go).
+	appLocks sync.Map
 
 	// metrics holds the counters and registry behind metrics/ (metrics.go).
 	metrics *metrics
@@ -125,13 +127,14 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix},
+			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix, appPrefix},
 			// The provider sends the user's browser back here without a Vault token;
 			// public keys are public (jwks/<name>).
 			Unauthenticated: []string{callbackPath, jwksPattern + "*"},
 		},
 		Paths: framework.PathAppend(
 			pathConfig(b),
+			pathApp(b),
 			pathCreds(b),
 			pathStatus(b),
 			pathSettings(b),
@@ -165,6 +168,11 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		return
 	}
 	b.jwks.invalidate(key)
+	if strings.HasPrefix(key, appPrefix) {
+		b.invalidations.Add(1)
+		b.forgetLoaded() // app.go
+		return
+	}
 	name, ok := strings.CutPrefix(key, configPrefix)
 	if !ok {
 		if name, ok = strings.CutPrefix(key, tokenPrefix); !ok {

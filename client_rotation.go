@@ -3,6 +3,7 @@ package tokenbroker
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
@@ -61,7 +62,14 @@ func (r renewal) altClients(ep *provider.Endpoint) []altClient {
 // not fatal: the old order still works, one refused attempt later.
 func (b *backend) promoteSecret(ctx context.Context, r renewal, secret string) renewal {
 	cfg := r.cfg.withSecretFirst(secret)
-	if err := configEntries.save(ctx, b.storage, r.name, cfg); err != nil {
+	err := b.saveClient(ctx, r, cfg, func(app *providerConfig) bool {
+		if !slices.Contains(app.secrets(), secret) {
+			return false
+		}
+		*app = *app.withSecretFirst(secret)
+		return true
+	})
+	if err != nil {
 		b.refreshLog.Warn("a later client secret worked but the new order was not saved", "name", r.name, "error", err)
 		return r
 	}

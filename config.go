@@ -90,6 +90,13 @@ type providerConfig struct {
 
 	// Signed credentials: the grant, assertions, GitHub App (config_signing.go).
 	signingConfig
+
+	// A connection (app.go): App names the app whose client it uses; its
+	// stored entry holds only App and Owner, the rest is the app's,
+	// resolved by loadConfig. Owner is the Vault entity that connected it
+	// through self/ ("" for a connection an operator made).
+	App   string `json:"app,omitempty"`
+	Owner string `json:"owner,omitempty"`
 }
 
 // refreshes reports whether refresh tokens are used at all.
@@ -236,11 +243,14 @@ func (c *providerConfig) validate(hasSeed bool) error {
 }
 
 // loadConfig reads name's config with its keys (stored apart, key/<name>);
-// nil when it has none.
+// nil when it has none. A connection's is its app's client (app.go).
 func loadConfig(ctx context.Context, s logical.Storage, name string) (*providerConfig, error) {
 	cfg, err := configEntries.load(ctx, s, name)
 	if err != nil || cfg == nil {
 		return nil, err
+	}
+	if cfg.App != "" {
+		return resolveConnection(ctx, s, name, cfg)
 	}
 	cfg.keys, err = loadKeyRing(ctx, s, name)
 	return cfg, err

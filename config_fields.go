@@ -36,6 +36,10 @@ const (
 	withKey
 	// asSeed: refresh_token seeds the token state; it is never config.
 	asSeed
+	// asConnection: app makes the config a connection of an app, whose
+	// entry holds nothing else (pathConfigWrite, app.go); an app never
+	// takes it.
+	asConnection
 )
 
 // changeEffect is what a write that changes a field's value drops from the
@@ -77,6 +81,10 @@ type configField struct {
 
 // configFieldTable is every field of config/<name> except the path's name.
 var configFieldTable = []configField{
+	{name: "app", schema: &framework.FieldSchema{Type: framework.TypeString,
+		Description: "The app (app/<app>) whose client this config uses: the config is then one connection of the app, holding only its chain (and refresh_token, a seed for it); every other field is the app's. Set when the config is made; fixed after."},
+		step: asConnection, set: text(func(c *providerConfig) *string { return &c.App }),
+		read: func(v *configView) (any, bool) { return ifSet(v.App) }, effect: dropsTokenState},
 	{name: "provider", schema: &framework.FieldSchema{Type: framework.TypeString, Default: string(provider.OAuth2),
 		Description:   "Wire dialect: oauth2 (RFC 6749, form body), oauth2_json, echo360, apivideo or endorsed; or a provider preset (google, microsoft, github, salesforce, xero, intuit, zoom, box, okta, auth0) that also fills in its endpoints.",
 		AllowedValues: dialectValues()},
@@ -293,21 +301,17 @@ var configFields = func() map[string]*framework.FieldSchema {
 }()
 
 // applyWrite applies the fields a write sends to cfg in their steps (see
-// applyStep) and returns the seed refresh token, if one was sent: it belongs
-// to the token state, not the config. isNew: no config was stored.
-func (b *backend) applyWrite(ctx context.Context, name string, cfg *providerConfig, d *framework.FieldData, isNew bool) (seed string, err error) {
-	seed, _, err = field[string](d, "refresh_token")
-	if err != nil {
-		return "", err
-	}
+// applyStep); a seed refresh token (asSeed) is the caller's to read: it
+// belongs to the token state, not the config. isNew: no config was stored.
+func (b *backend) applyWrite(ctx context.Context, name string, cfg *providerConfig, d *framework.FieldData, isNew bool) error {
 	if err := cfg.applyFields(d, beforeEndpoints); err != nil {
-		return "", err
+		return err
 	}
 	if err := b.fillEndpoints(ctx, name, cfg, d, isNew); err != nil {
-		return "", err
+		return err
 	}
 	if err := cfg.applyFields(d, afterEndpoints); err != nil {
-		return "", err
+		return err
 	}
 	_, timeoutSent := d.Raw["timeout"]
 	if _, changed := d.Raw["provider"]; changed && !timeoutSent {
@@ -316,9 +320,9 @@ func (b *backend) applyWrite(ctx context.Context, name string, cfg *providerConf
 		}
 	}
 	if err := cfg.applyKey(d, name, b.now()); err != nil { // last: a key file's token_uri wins
-		return "", err
+		return err
 	}
-	return strings.TrimSpace(seed), nil
+	return nil
 }
 
 // applyFields sets the fields of step present in d, in the table's order.

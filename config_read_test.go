@@ -167,6 +167,12 @@ func TestConfigFieldsRoundTrip(t *testing.T) {
 		{write: map[string]any{"provider": "google", "ca_pem": e.fake.CAPEM(), "service_account_json": serviceAccount, "scopes": "s"},
 			want: map[string]any{"scopes": "[s]"}},
 	}
+	// A connection's config holds its app's name (app.go).
+	e.mustDo(logical.CreateOperation, "app/rt-app", map[string]any{"token_url": base + fakeprovider.PathOAuth2Token,
+		"ca_pem": e.fake.CAPEM(), "client_id": testClientID, "client_secret": testClientSecret})
+	configs = append(configs, struct {
+		write, want map[string]any
+	}{write: map[string]any{"app": "rt-app"}})
 	written := map[string]bool{"name": true} // the path's
 	for i, c := range configs {
 		name := fmt.Sprintf("rt%d", i)

@@ -88,7 +88,11 @@ func (b *backend) findInstallation(ctx context.Context, r renewal, ep *provider.
 	cfg := *r.cfg
 	cfg.InstallationID = id
 	ep.Installation.InstallationID = id
-	if err := configEntries.save(ctx, b.storage, r.name, &cfg); err != nil {
+	err = b.saveClient(ctx, r, &cfg, func(app *providerConfig) bool {
+		app.InstallationID = id
+		return app.InstallationOwner == cfg.InstallationOwner && app.AppID == cfg.AppID
+	})
+	if err != nil {
 		b.refreshLog.Warn("the GitHub App installation was found but not saved; it is looked up again next time", "name", r.name, "error", err)
 		return r, nil
 	}

@@ -32,15 +32,21 @@ func (x *nameIndex) page(ctx context.Context, s logical.Storage, after string, l
 	if err := x.load(ctx, s); err != nil {
 		return nil, err
 	}
+	return slices.Clone(pageOf(x.names, after, limit)), nil
+}
+
+// pageOf is the part of sorted that a paginated LIST returns: up to limit
+// names after after (all of them when limit is 0).
+func pageOf(sorted []string, after string, limit int) []string {
 	start := 0
 	if after != "" {
-		start = sort.Search(len(x.names), func(i int) bool { return x.names[i] > after })
+		start = sort.Search(len(sorted), func(i int) bool { return sorted[i] > after })
 	}
-	end := len(x.names)
+	end := len(sorted)
 	if limit > 0 {
 		end = min(end, start+limit)
 	}
-	return slices.Clone(x.names[start:end]), nil
+	return sorted[start:end]
 }
 
 // load lists the names from storage unless loaded; x.mu is held.

@@ -2,6 +2,7 @@ package tokenbroker
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -98,7 +99,87 @@ func (b *backend) pathConfigRead(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
+	if cfg.App != "" {
+		return &logical.Response{Data: connectionReadFields(cfg, state)}, nil
+	}
 	return &logical.Response{Data: cfg.readFields(state)}, nil
+}
+
+// writeConnection makes connection name of an app, or seeds its chain: its
+// entry holds the app's name alone, so the write takes app and
+// refresh_token and nothing of the client, which is the app's (app.go).
+// old is the connection's config, resolved, or nil.
+func (b *backend) writeConnection(ctx context.Context, s logical.Storage, d *framework.FieldData, name string, old *providerConfig) (*logical.Response, error) {
+	app, _, err := field[string](d, "app")
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	app = strings.TrimSpace(app)
+	switch {
+	case old != nil && old.App == "":
+		return logical.ErrorResponse("config %q holds its own client; delete it before making it a connection of app %q", name, app), nil
+	case old != nil && app != "" && app != old.App:
+		return logical.ErrorResponse("config %q is a connection of app %q, and a connection's app is fixed: delete it and connect again", name, old.App), nil
+	case old != nil:
+		app = old.App
+	}
+	if err := validAppName(app); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	var client []string
+	for key := range d.Raw {
+		if _, known := configFields[key]; known && key != "name" && key != "app" && key != "refresh_token" {
+			client = append(client, key)
+		}
+	}
+	if len(client) > 0 {
+		slices.Sort(client)
+		return logical.ErrorResponse("%s: a connection takes its client from app %q; write these to app/%s", strings.Join(client, ", "), app, app), nil
+	}
+	seed, _, err := field[string](d, "refresh_token")
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	appLock := b.appLock(app) // an app is not deleted while a connection of it is made
+	appLock.Lock()
+	defer appLock.Unlock()
+	cfg := old
+	if cfg == nil {
+		stored, err := appEntries.load(ctx, s, app)
+		if err != nil {
+			return nil, err
+		}
+		if stored == nil {
+			return logical.ErrorResponse("no app named %q: write app/%s first", app, app), nil
+		}
+		stored.App = app
+		cfg = stored
+	}
+	state, err := b.currentState(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	if seed = strings.TrimSpace(seed); seed != "" {
+		state = &tokenState{RefreshToken: seed} // a new chain replaces the old one
+	}
+	if err := cfg.validate(state != nil && state.RefreshToken != ""); err != nil {
+		return logical.ErrorResponse("connection %q of app %q: %s", name, app, err), nil
+	}
+	if old == nil {
+		if err := b.saveConnection(ctx, s, name, app, ""); err != nil {
+			return nil, err
+		}
+	}
+	next := newSnapshot(cfg, state)
+	next.counters = b.counters(name)
+	if loaded := b.loaded(name); loaded != nil {
+		next.health = loaded.health
+	}
+	if _, err := b.save(ctx, s, name, next); err != nil {
+		b.forget(name)
+		return nil, err
+	}
+	return nil, nil
 }
 
 func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -114,13 +195,20 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
+	if _, appSent := d.Raw["app"]; appSent || (old != nil && old.App != "") {
+		return b.writeConnection(ctx, req.Storage, d, name, old)
+	}
 	cfg := newProviderConfig()
 	if old != nil {
 		copied := *old
 		cfg = &copied
 		cfg.SchemaVersion = configSchemaVersion
 	}
-	seed, err := b.applyWrite(ctx, name, cfg, d, old == nil) // config_fields.go
+	seed, _, err := field[string](d, "refresh_token")
+	if err == nil {
+		seed = strings.TrimSpace(seed)
+		err = b.applyWrite(ctx, name, cfg, d, old == nil) // config_fields.go
+	}
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
@@ -177,21 +265,37 @@ func (b *backend) pathConfigDelete(ctx context.Context, req *logical.Request, d 
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
+	return nil, b.deleteConfig(ctx, req.Storage, name)
+}
+
+// deleteConfig deletes name's config and everything of it: token state,
+// keys, pending authorizations, and a connection's place in its app's index.
+func (b *backend) deleteConfig(ctx context.Context, s logical.Storage, name string) error {
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
 	defer b.forget(name)
 	b.sched.remove(name)
 	b.names.remove(name)
-	if err := stateEntries.delete(ctx, req.Storage, name); err != nil {
-		return nil, err
+	if err := stateEntries.delete(ctx, s, name); err != nil {
+		return err
 	}
-	if err := keyEntries.delete(ctx, req.Storage, name); err != nil {
-		return nil, err
+	if err := keyEntries.delete(ctx, s, name); err != nil {
+		return err
 	}
 	b.keysChanged(name, nil)
-	if err := deleteAuthorizations(ctx, req.Storage, name); err != nil {
-		return nil, err
+	if err := deleteAuthorizations(ctx, s, name); err != nil {
+		return err
 	}
-	return nil, configEntries.delete(ctx, req.Storage, name)
+	stored, err := configEntries.load(ctx, s, name)
+	if err != nil {
+		return err
+	}
+	if err := configEntries.delete(ctx, s, name); err != nil {
+		return err
+	}
+	if stored != nil && stored.App != "" {
+		return unindexConnection(ctx, s, stored.App, name)
+	}
+	return nil
 }

@@ -1,0 +1,207 @@
+package tokenbroker
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Apps and their connections. An app (app/<app>) is an OAuth client: every
+// config field but what belongs to one chain. A connection is a config whose
+// stored entry names an app (config/<name> app=<app>): one chain of that
+// client, and who owns it. Its entry holds only the app's name and its owner;
+// loadConfig resolves the rest from the app every time, so an app write (a
+// rotated secret, new scopes) is one write for all its connections, and a
+// connection costs storage and memory for its chain alone.
+
+const (
+	appPrefix = "app/"
+	// connectionIndexPrefix keys the index of an app's connections:
+	// appconn/<app>/<name>, so LIST app/<app>/connections lists one folder.
+	connectionIndexPrefix = "appconn/"
+	// maxAppName keeps a self/ connection's name (<app>.<entity id>) within
+	// a config name's 128 characters.
+	maxAppName = 64
+)
+
+var appEntries = entryKind[providerConfig]{appPrefix, "app"}
+
+// connectionRef is an app's index entry for one of its connections.
+type connectionRef struct {
+	Owner string `json:"owner,omitempty"`
+}
+
+// validAppName checks an app's name: a config name of at most maxAppName characters.
+func validAppName(app string) error {
+	if err := validName(app); err != nil {
+		return err
+	}
+	if len(app) > maxAppName {
+		return fmt.Errorf("invalid app name %q: use at most %d characters", app, maxAppName)
+	}
+	return nil
+}
+
+// appLock is the lock of app's entry. Lock order: a connection's lock, then
+// its app's; an app write never takes a connection's lock while it holds
+// its own.
+func (b *backend) appLock(app string) *sync.Mutex {
+	l, _ := b.appLocks.LoadOrStore(app, &sync.Mutex{})
+	return l.(*sync.Mutex)
+}
+
+// resolveConnection is connection name's config: its app's client, with
+// the connection's own App and Owner.
+func resolveConnection(ctx context.Context, s logical.Storage, name string, conn *providerConfig) (*providerConfig, error) {
+	app, err := appEntries.load(ctx, s, conn.App)
+	if err != nil {
+		return nil, err
+	}
+	if app == nil {
+		return nil, logical.CodedError(http.StatusConflict, fmt.Sprintf(
+			"connection %q uses app %q, which no longer exists: write app/%s again, or delete config/%s", name, conn.App, conn.App, name))
+	}
+	app.App, app.Owner, app.SchemaVersion = conn.App, conn.Owner, conn.SchemaVersion
+	return app, nil
+}
+
+// connectionEntry is what a connection's stored config holds.
+func connectionEntry(app, owner string) *providerConfig {
+	return &providerConfig{SchemaVersion: configSchemaVersion, App: app, Owner: owner}
+}
+
+// saveConnection stores connection name of app, owned by owner, with its
+// index entry (the index first: a connection is never unlisted).
+func (b *backend) saveConnection(ctx context.Context, s logical.Storage, name, app, owner string) error {
+	entry, err := logical.StorageEntryJSON(connectionIndexPrefix+app+"/"+name, connectionRef{Owner: owner})
+	if err == nil {
+		err = s.Put(ctx, entry)
+	}
+	if err != nil {
+		return fmt.Errorf("index connection %q of app %q: %w", name, app, err)
+	}
+	if err := configEntries.save(ctx, s, name, connectionEntry(app, owner)); err != nil {
+		return err
+	}
+	b.names.add(name)
+	return nil
+}
+
+// unindexConnection drops name from app's connections.
+func unindexConnection(ctx context.Context, s logical.Storage, app, name string) error {
+	if err := s.Delete(ctx, connectionIndexPrefix+app+"/"+name); err != nil {
+		return fmt.Errorf("unindex connection %q of app %q: %w", name, app, err)
+	}
+	return nil
+}
+
+// listConnections is the sorted names of app's connections.
+func listConnections(ctx context.Context, s logical.Storage, app string) ([]string, error) {
+	names, err := s.List(ctx, connectionIndexPrefix+app+"/")
+	if err != nil {
+		return nil, fmt.Errorf("list connections of app %q: %w", app, err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// saveClient stores cfg, a renewal's config changed by edit (a client
+// secret or key promoted, an installation found). A connection's client is
+// its app's: edit is applied to the app as stored now, under the app's lock,
+// so an operator's app write in between is never undone; edit reports
+// whether it still applies there.
+func (b *backend) saveClient(ctx context.Context, r renewal, cfg *providerConfig, edit func(*providerConfig) bool) error {
+	if r.cfg.App == "" {
+		return configEntries.save(ctx, b.storage, r.name, cfg)
+	}
+	lock := b.appLock(r.cfg.App)
+	lock.Lock()
+	defer lock.Unlock()
+	app, err := appEntries.load(ctx, b.storage, r.cfg.App)
+	if err != nil {
+		return err
+	}
+	if app == nil || !edit(app) {
+		return fmt.Errorf("app %q changed meanwhile; its stored client is left as the operator wrote it", r.cfg.App)
+	}
+	return appEntries.save(ctx, b.storage, r.cfg.App, app)
+}
+
+// appChanged brings app's connections in line after its client changed
+// from old to cfg: what reads need of it (refresh_ahead, the grant...) is
+// republished for the connections loaded here, and where the change makes
+// a cached token no longer fit the request (scopes, audience...), every
+// connection's cached token is dropped, its chain kept. A change of
+// client (dropsTokenState) is refused before this, while connections exist.
+func (b *backend) appChanged(ctx context.Context, s logical.Storage, app string, old, cfg *providerConfig) error {
+	settings, dropToken := settingsOf(cfg), cfg.changeFrom(old) == dropsAccessToken
+	if settingsOf(old) == settings && !dropToken {
+		return nil // a rotated secret, a timeout: nothing a connection holds
+	}
+	names, err := listConnections(ctx, s, app)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := b.connectionChanged(ctx, s, name, settings, dropToken); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// connectionChanged applies an app change to connection name, under its lock.
+func (b *backend) connectionChanged(ctx context.Context, s logical.Storage, name string, settings chainSettings, dropToken bool) error {
+	lock := b.lockFor(name)
+	lock.Lock()
+	defer lock.Unlock()
+	snap := b.loaded(name)
+	if snap == nil {
+		if !dropToken {
+			return nil // loaded from storage, with the new app, on first use
+		}
+		st, err := loadState(ctx, s, name)
+		if err != nil || st == nil || st.AccessToken == "" {
+			return err
+		}
+		return stateEntries.save(ctx, s, name, st.withoutAccessToken())
+	}
+	next := snap.with(func(n *snapshot) { n.settings = settings })
+	if !dropToken || next.state == nil || next.state.AccessToken == "" {
+		b.publish(name, next)
+		return nil
+	}
+	_, err := b.save(ctx, s, name, next.withState(next.state.withoutAccessToken()))
+	return err
+}
+
+// forgetLoaded drops every loaded snapshot, keeping states not yet saved:
+// another node changed an app, and the snapshots of its connections
+// (unknown here without a listing) may hold its old settings.
+func (b *backend) forgetLoaded() {
+	b.entries.Range(func(name, e any) bool {
+		if s := e.(*nameEntry).snap.Load(); s != nil && !s.dirty {
+			b.forget(name.(string))
+		}
+		return true
+	})
+}
+
+// connectionReadFields is what a read of a connection's config shows: its
+// app, owner and chain; the client is read at app/<app>.
+func connectionReadFields(cfg *providerConfig, state *tokenState) map[string]any {
+	data := map[string]any{
+		"app":                 cfg.App,
+		"refresh_token_set":   state != nil && state.RefreshToken != "",
+		"needs_refresh_token": state != nil && state.NeedsRefreshToken,
+		"schema_version":      cfg.SchemaVersion,
+	}
+	if cfg.Owner != "" {
+		data["owner"] = cfg.Owner
+	}
+	return data
+}
