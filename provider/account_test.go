@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 )
 
 // userinfoServer answers every request with status, contentType and body,
@@ -33,13 +32,8 @@ func userinfoServer(t *testing.T, status int, contentType, body string) (*httpte
 
 func account(t *testing.T, e *Endpoint, accessToken string) (Account, error) {
 	t.Helper()
-	hc, err := NewHTTPClient("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return (&Client{HTTP: hc}).Account(ctx, e, accessToken)
+	c, ctx := testClient(t)
+	return c.Account(ctx, e, accessToken)
 }
 
 // TestAccountOIDC: a GET with the access token as a Bearer credential
@@ -164,39 +158,6 @@ func TestAccountErrorsCarryNoToken(t *testing.T) {
 			}
 			if names := leaked(err.Error(), forms); len(names) > 0 {
 				t.Errorf("error %q: shows the token as %v, want it redacted", err, names)
-			}
-		})
-	}
-}
-
-// TestUserinfoURLs: the configured URL wins; a preset's is used where its
-// provider documents one and it needs no tenant; otherwise
-// ErrNoAccountEndpoint, before anything is sent.
-func TestUserinfoURLs(t *testing.T) {
-	cases := []struct {
-		name string
-		e    Endpoint
-		want string
-	}{
-		{"configured", Endpoint{Dialect: OAuth2, UserinfoURL: "https://idp.example/userinfo"}, "https://idp.example/userinfo"},
-		{"google", Endpoint{Dialect: Google}, "https://openidconnect.googleapis.com/v1/userinfo"},
-		{"microsoft", Endpoint{Dialect: Microsoft}, "https://graph.microsoft.com/oidc/userinfo"},
-		{"salesforce", Endpoint{Dialect: Salesforce}, "https://login.salesforce.com/services/oauth2/userinfo"},
-		{"github", Endpoint{Dialect: GitHub}, "https://api.github.com/user"},
-		{"auth0 needs its tenant filled in", Endpoint{Dialect: Auth0}, ""},
-		{"xero documents none here", Endpoint{Dialect: Xero}, ""},
-		{"oauth2 without one", Endpoint{Dialect: OAuth2}, ""},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if got := c.e.EffectiveUserinfoURL(); got != c.want {
-				t.Fatalf("EffectiveUserinfoURL: got %q, want %q", got, c.want)
-			}
-			if c.want != "" {
-				return
-			}
-			if _, err := (&Client{HTTP: http.DefaultClient}).Account(context.Background(), &c.e, "at"); !errors.Is(err, ErrNoAccountEndpoint) {
-				t.Fatalf("Account: got %v, want ErrNoAccountEndpoint", err)
 			}
 		})
 	}

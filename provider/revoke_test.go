@@ -15,13 +15,8 @@ import (
 
 func revoke(t *testing.T, e *Endpoint, token string, hint TokenTypeHint) error {
 	t.Helper()
-	hc, err := NewHTTPClient("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return (&Client{HTTP: hc}).RevokeToken(ctx, e, token, hint)
+	c, ctx := testClient(t)
+	return c.RevokeToken(ctx, e, token, hint)
 }
 
 // TestRevokeTokenRequest: RFC 7009 §2.1: a form POST of token and
@@ -191,34 +186,45 @@ func TestRevokeTokenErrorsCarryNoSecret(t *testing.T) {
 	}
 }
 
-// TestRevocationURLs: the configured URL wins; a preset's is used where its
-// provider documents one and it needs no tenant; otherwise
-// ErrNoRevocationEndpoint, before anything is sent.
-func TestRevocationURLs(t *testing.T) {
+// TestConnectionURLs: the configured revocation and userinfo URLs win; a
+// preset's are used where its provider documents them and they need no
+// tenant; otherwise ErrNoRevocationEndpoint and ErrNoAccountEndpoint, before
+// anything is sent.
+func TestConnectionURLs(t *testing.T) {
 	cases := []struct {
-		name string
-		e    Endpoint
-		want string
+		name                string
+		e                   Endpoint
+		revocation, account string
 	}{
-		{"configured", Endpoint{Dialect: Google, RevocationURL: "https://idp.example/revoke"}, "https://idp.example/revoke"},
-		{"google preset", Endpoint{Dialect: Google}, "https://oauth2.googleapis.com/revoke"},
-		{"salesforce preset", Endpoint{Dialect: Salesforce}, "https://login.salesforce.com/services/oauth2/revoke"},
-		{"box preset", Endpoint{Dialect: Box}, "https://api.box.com/oauth2/revoke"},
-		{"okta needs its tenant filled in", Endpoint{Dialect: Okta}, ""},
-		{"microsoft documents none", Endpoint{Dialect: Microsoft}, ""},
-		{"github's is not RFC 7009", Endpoint{Dialect: GitHub}, ""},
-		{"oauth2 without one", Endpoint{Dialect: OAuth2}, ""},
+		{"configured", Endpoint{Dialect: Google, RevocationURL: "https://idp.example/revoke", UserinfoURL: "https://idp.example/userinfo"},
+			"https://idp.example/revoke", "https://idp.example/userinfo"},
+		{"google", Endpoint{Dialect: Google}, "https://oauth2.googleapis.com/revoke", "https://openidconnect.googleapis.com/v1/userinfo"},
+		{"salesforce", Endpoint{Dialect: Salesforce}, "https://login.salesforce.com/services/oauth2/revoke", "https://login.salesforce.com/services/oauth2/userinfo"},
+		{"box documents revocation only", Endpoint{Dialect: Box}, "https://api.box.com/oauth2/revoke", ""},
+		{"microsoft documents userinfo only", Endpoint{Dialect: Microsoft}, "", "https://graph.microsoft.com/oidc/userinfo"},
+		{"github: /user, and no RFC 7009 revocation", Endpoint{Dialect: GitHub}, "", "https://api.github.com/user"},
+		{"okta and auth0 need their tenant filled in", Endpoint{Dialect: Auth0}, "", ""},
+		{"oauth2 without either", Endpoint{Dialect: OAuth2}, "", ""},
 	}
+	client := &Client{HTTP: http.DefaultClient}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := c.e.EffectiveRevocationURL(); got != c.want {
-				t.Fatalf("EffectiveRevocationURL: got %q, want %q", got, c.want)
+			if got := c.e.EffectiveRevocationURL(); got != c.revocation {
+				t.Errorf("EffectiveRevocationURL: got %q, want %q", got, c.revocation)
 			}
-			if c.want != "" {
-				return
+			if got := c.e.EffectiveUserinfoURL(); got != c.account {
+				t.Errorf("EffectiveUserinfoURL: got %q, want %q", got, c.account)
 			}
-			if err := (&Client{HTTP: http.DefaultClient}).RevokeToken(context.Background(), &c.e, "rt", HintRefreshToken); !errors.Is(err, ErrNoRevocationEndpoint) {
-				t.Fatalf("RevokeToken: got %v, want ErrNoRevocationEndpoint", err)
+			// Only where nothing would be sent: tests never leave loopback.
+			if c.revocation == "" {
+				if err := client.RevokeToken(context.Background(), &c.e, "rt", HintRefreshToken); !errors.Is(err, ErrNoRevocationEndpoint) {
+					t.Errorf("RevokeToken: got %v, want ErrNoRevocationEndpoint", err)
+				}
+			}
+			if c.account == "" {
+				if _, err := client.Account(context.Background(), &c.e, "at"); !errors.Is(err, ErrNoAccountEndpoint) {
+					t.Errorf("Account: got %v, want ErrNoAccountEndpoint", err)
+				}
 			}
 		})
 	}
