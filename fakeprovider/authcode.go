@@ -59,6 +59,7 @@ const (
 
 type codeRecord struct {
 	client, redirectURI, challenge, scope string
+	account                               string // the sub of the approving account (account.go)
 	issued                                time.Time
 	used                                  bool
 }
@@ -118,7 +119,8 @@ func (r *AuthorizationResponse) URL() string {
 // (response_type=code, a known client_id, an https or loopback redirect_uri
 // without fragment, code_challenge_method S256 whenever a challenge is
 // sent, response_mode absent, query or form_post) and returns the answer:
-// code and state, or error=access_denied after SetDenyAuthorizations.
+// code and state, or error=access_denied after SetDenyAuthorizations. The
+// approving account is the one a login_hint names, else SetAccount's.
 func (s *Server) Respond(rawURL string) (*AuthorizationResponse, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -144,6 +146,7 @@ func (s *Server) Respond(rawURL string) (*AuthorizationResponse, error) {
 	case q.Has("response_mode") && mode != responseModeQuery && mode != responseModeFormPost:
 		return nil, fmt.Errorf("unsupported response_mode %q (query or form_post)", mode)
 	}
+	account := s.approvingAccount(q.Get("login_hint"))
 	answer := url.Values{}
 	if q.Has("state") {
 		answer.Set("state", q.Get("state"))
@@ -155,7 +158,7 @@ func (s *Server) Respond(rawURL string) (*AuthorizationResponse, error) {
 	} else {
 		code := newToken("code_")
 		s.user.codes[code] = &codeRecord{client: client, redirectURI: redirect, challenge: q.Get("code_challenge"),
-			scope: strings.Join(strings.Fields(q.Get("scope")), " "), issued: s.now()}
+			scope: strings.Join(strings.Fields(q.Get("scope")), " "), account: account, issued: s.now()}
 		answer.Set("code", code)
 	}
 	s.user.mu.Unlock()
@@ -249,7 +252,7 @@ func (s *Server) handleAuthorizationCode(w http.ResponseWriter, clientID string,
 		oauthError(w, http.StatusBadRequest, "invalid_grant", problem, basic)
 		return
 	}
-	writeOAuth2Token(w, s.issue(OAuth2, clientID, rec.scope, grantAuthorizationCode, true), "Bearer")
+	writeOAuth2Token(w, s.issueAccount(rec.account, clientID, rec.scope, grantAuthorizationCode), "Bearer")
 }
 
 func challenge(verifier string) string {
@@ -265,6 +268,8 @@ func (s *Server) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"authorization_endpoint":           base + PathAuthorize,
 		"token_endpoint":                   base + PathOAuth2Token,
 		"device_authorization_endpoint":    base + PathDeviceAuthorization,
+		"revocation_endpoint":              base + PathRevoke,
+		"userinfo_endpoint":                base + PathUserinfo,
 		"response_types_supported":         []string{"code"},
 		"grant_types_supported":            []string{grantAuthorizationCode, grantRefreshToken, grantClientCredentials, grantDeviceCode},
 		"code_challenge_methods_supported": []string{"S256"},

@@ -7,8 +7,9 @@ func (s *Server) Calls(endpoint string) int {
 	return s.calls[endpoint]
 }
 
-// TotalCalls counts requests to token endpoints (all dialects), i.e. the
-// upstream calls a broker made; requests to /api/whoami are not included.
+// TotalCalls counts requests to token endpoints (all dialects) and to the
+// revocation endpoint, i.e. the upstream calls a broker made; requests to
+// /api/whoami and the userinfo endpoints are not included.
 func (s *Server) TotalCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -55,7 +56,7 @@ func (s *Server) LastRequest(endpoint string) RecordedRequest {
 }
 
 // Reset zeroes the counters (Calls, TotalCalls, Grants, RefreshReuses,
-// RefreshGraceReuses, RevokedTokens) and forgets recorded requests. Clients, API keys,
+// RefreshGraceReuses, RevokedTokens, Revocations) and forgets recorded requests. Clients, API keys,
 // issued tokens, pending failures and refusals, lifetime, latency and every
 // switch are kept.
 func (s *Server) Reset() {
@@ -67,5 +68,6 @@ func (s *Server) Reset() {
 	s.reuses = 0
 	s.graceReuses = 0
 	s.revokedCount = 0
+	s.revocations = 0
 	s.last = map[string]RecordedRequest{}
 }

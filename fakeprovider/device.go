@@ -14,6 +14,7 @@ import (
 
 type deviceRecord struct {
 	client, scope, userCode string
+	account                 string // the sub of the approving account (account.go)
 	expires, lastPoll       time.Time
 	interval                time.Duration
 	approved, denied, spent bool
@@ -65,18 +66,20 @@ func (s *Server) handleDeviceAuthorization(w http.ResponseWriter, x *exchange) {
 	})
 }
 
-// ApproveDevice plays the user who enters userCode and approves.
+// ApproveDevice plays the user who enters userCode and approves, as the
+// account SetAccount set.
 func (s *Server) ApproveDevice(userCode string) error { return s.decideDevice(userCode, true) }
 
 // DenyDevice plays the user who enters userCode and denies.
 func (s *Server) DenyDevice(userCode string) error { return s.decideDevice(userCode, false) }
 
 func (s *Server) decideDevice(userCode string, approve bool) error {
+	account := s.approvingAccount("")
 	s.user.mu.Lock()
 	defer s.user.mu.Unlock()
 	for _, rec := range s.user.devices {
 		if rec.userCode == userCode && s.now().Before(rec.expires) {
-			rec.approved, rec.denied = approve, !approve
+			rec.approved, rec.denied, rec.account = approve, !approve, account
 			return nil
 		}
 	}
@@ -111,5 +114,5 @@ func (s *Server) handleDeviceCode(w http.ResponseWriter, clientID string, basic 
 		oauthError(w, http.StatusBadRequest, code, problem, basic)
 		return
 	}
-	writeOAuth2Token(w, s.issue(OAuth2, clientID, rec.scope, grantDeviceCode, true), "Bearer")
+	writeOAuth2Token(w, s.issueAccount(rec.account, clientID, rec.scope, grantDeviceCode), "Bearer")
 }

@@ -27,6 +27,10 @@
 // credentials (microsoft.go), Okta's service apps (okta.go), and oauth2's
 // private_key_jwt client authentication (RFC 7523 §2.2) at /oauth2/token;
 //
+// plus RFC 7009 token revocation at POST /oauth2/revoke (revoke.go) and the
+// account behind a user's tokens (account.go: SetAccount; OpenID Connect
+// userinfo at /oauth2/userinfo, GitHub's GET /user under PathGitHubAPI);
+//
 // plus GET /api/whoami, a protected resource that answers 200 for a valid
 // (unexpired, unrevoked) "Authorization: Bearer <access token>" and 401
 // otherwise, so end-to-end tests can prove a token is accepted.
@@ -82,6 +86,12 @@
 //	                                                                        token per client, any grant; Valid and
 //	                                                                        whoami refuse a revoked token, RevokedAt
 //	                                                                        says when it was revoked
+//	SetRevocationKeepsAccessTokens(keep)    false: revoking a refresh       true: its grant's access tokens stay
+//	                                        token at /oauth2/revoke         valid until they expire
+//	                                        revokes its grant's access
+//	                                        tokens (RFC 7009 §2.1)
+//	SetAccount(sub, email)                  sub "fake-user-1", email        the account that approves from now on
+//	                                        "user1@example.test"            (a login_hint may name another)
 //
 // Counters: RefreshReuses counts a refresh token presented again after it was
 // consumed (outside any grace) or refused (expired, or hit by RefuseRefreshes),

@@ -10,6 +10,7 @@ package fakeprovider
 //	GET    /orgs/{owner}/installation             the app's installation on an organization (404 for a user)
 //	GET    /users/{owner}/installation            ... on a user account (404 for an organization)
 //	DELETE /installation/token                    revokes the installation token that authenticates it
+//	GET    /user                                  the account of a user access token (account.go)
 //
 // Every call needs a User-Agent (403 without), and the fake insists on
 // Accept: application/vnd.github+json and X-GitHub-Api-Version: 2022-11-28
@@ -64,6 +65,7 @@ func (s *Server) registerGitHub(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathGitHubAPI+"/orgs/{owner}/installation", s.handleGitHubInstallation(true))
 	mux.HandleFunc("GET "+PathGitHubAPI+"/users/{owner}/installation", s.handleGitHubInstallation(false))
 	mux.HandleFunc("DELETE "+PathGitHubAPI+"/installation/token", s.handleGitHubRevoke)
+	mux.HandleFunc("GET "+PathGitHubAPI+"/user", s.handleGitHubUser)
 }
 
 // githubError answers in GitHub's shape.

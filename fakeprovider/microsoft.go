@@ -54,7 +54,8 @@ func (s *Server) handleMicrosoft(w http.ResponseWriter, x *exchange) {
 
 // clientAssertion authenticates a private_key_jwt client (RFC 7523 §2.2):
 // the assertion type, then the assertion under r, with iss and sub the
-// client id (and client_id, when sent, the same) and aud this token URL.
+// client id (and client_id, when sent, the same) and aud r's audience, by
+// default this token URL.
 // unknownKey is the provider's words for a key it does not know. false when
 // it has answered.
 func (s *Server) clientAssertion(w http.ResponseWriter, x *exchange, form map[string][]string, r jwtRules, unknownKey string) (string, bool) {
@@ -68,7 +69,10 @@ func (s *Server) clientAssertion(w http.ResponseWriter, x *exchange, form map[st
 		oauthError(w, http.StatusUnauthorized, "invalid_client", "client_assertion_type must be "+clientAssertionType+", with a client_assertion", false)
 		return "", false
 	}
-	r.audience, r.jti, r.subject = s.selfURL(x.r), true, true
+	if r.audience == "" {
+		r.audience = s.selfURL(x.r)
+	}
+	r.jti, r.subject = true, true
 	c, err := s.verifyJWT(get("client_assertion"), r)
 	switch {
 	case err == errKey:

@@ -68,13 +68,7 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 		return
 	}
 
-	var clientID string
-	var basic, ok bool
-	if form.Has("client_assertion_type") || form.Has("client_assertion") {
-		clientID, ok = s.oauth2ClientAssertion(w, x, form)
-	} else {
-		clientID, basic, ok = s.authenticateOAuth2(w, r, form)
-	}
+	clientID, basic, ok := s.authenticateOAuth2Client(w, x, form)
 	if !ok {
 		return
 	}
@@ -107,6 +101,18 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: client_credentials, refresh_token, authorization_code, device_code", basic)
 	}
+}
+
+// authenticateOAuth2Client authenticates the client of a request to an
+// oauth2 endpoint that takes the token endpoint's client authentication (the
+// token and revocation endpoints): by a client assertion, else by §2.3.1.
+// false when it has answered.
+func (s *Server) authenticateOAuth2Client(w http.ResponseWriter, x *exchange, form url.Values) (clientID string, basic, ok bool) {
+	if form.Has("client_assertion_type") || form.Has("client_assertion") {
+		clientID, ok = s.oauth2ClientAssertion(w, x, form)
+		return clientID, false, ok
+	}
+	return s.authenticateOAuth2(w, x.r, form)
 }
 
 // authenticateOAuth2 applies §2.3.1. On failure it has already answered (in
@@ -149,13 +155,16 @@ func (s *Server) authenticateOAuth2(w http.ResponseWriter, r *http.Request, form
 // §2.2, https://datatracker.ietf.org/doc/html/rfc7523#section-2.2), as
 // generic authorization servers offer it (OpenID Connect Core §9): a JWT
 // signed by a key registered with AddAssertionKey under the client id, no
-// other method beside it (RFC 6749 §2.3). false when it has answered.
+// other method beside it (RFC 6749 §2.3), whose aud is the token endpoint
+// (RFC 7523 §3: the token URL identifies the server), wherever it is sent.
+// false when it has answered.
 func (s *Server) oauth2ClientAssertion(w http.ResponseWriter, x *exchange, form url.Values) (string, bool) {
 	if x.r.Header.Get("Authorization") != "" || form.Has("client_secret") {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "the client used more than one authentication method", false)
 		return "", false
 	}
-	return s.clientAssertion(w, x, form, jwtRules{algs: []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256}, ahead: time.Hour},
+	return s.clientAssertion(w, x, form, jwtRules{algs: []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256}, ahead: time.Hour,
+		audience: s.URL() + PathOAuth2Token},
 		"no key of the client matches the client_assertion")
 }
 

@@ -13,6 +13,7 @@ const (
 	refreshLive     refreshState = iota // never presented, or presented and refused without effect
 	refreshRefused                      // refused once; still redeemable, but presenting it again is a reuse
 	refreshConsumed                     // spent: by a refresh, or revoked by a refusal
+	refreshRevoked                      // revoked at PathRevoke (RFC 7009): refused, and not a reuse
 )
 
 // refreshRecord stays in the store once used, so a second use can be told
@@ -64,6 +65,7 @@ var (
 	errRefreshClient  = errors.New("refresh token was issued to another client")
 	errRefreshForced  = errors.New("refresh refused by RefuseRefreshes")
 	errRefreshScope   = errors.New("requested scope exceeds the scope originally granted")
+	errRefreshRevoked = errors.New("refresh token was revoked")
 )
 
 // redeem consumes refresh token rt and issues a new access token and a new
@@ -92,6 +94,8 @@ func (s *Server) redeem(d Dialect, rt, client string, checkClient bool, scope st
 	}
 	inGrace := false
 	switch rec.state {
+	case refreshRevoked:
+		return refuse(errRefreshRevoked)
 	case refreshConsumed:
 		if !s.inReuseGraceLocked(rec, now) {
 			s.reuses++

@@ -53,7 +53,8 @@ func (s *Server) SetPreviousTokenRevocation(m PreviousTokenRevocation) {
 }
 
 // RevokedAt reports when accessToken was revoked, by Options.Now: a new
-// token ended it under SetPreviousTokenRevocation. It reports false for a
+// token ended it under SetPreviousTokenRevocation, or it was revoked at
+// PathRevoke, itself or with its refresh token (revoke.go). It reports false for a
 // token that was never revoked, one that had expired before (an expired
 // token is not revoked again), and one this server did not issue.
 func (s *Server) RevokedAt(accessToken string) (time.Time, bool) {
@@ -67,7 +68,8 @@ func (s *Server) RevokedAt(accessToken string) (time.Time, bool) {
 }
 
 // RevokedTokens counts the access tokens revoked under
-// SetPreviousTokenRevocation since the last Reset.
+// SetPreviousTokenRevocation, or with their refresh token at PathRevoke,
+// since the last Reset.
 func (s *Server) RevokedTokens() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

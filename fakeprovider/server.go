@@ -87,6 +87,16 @@ type Server struct {
 	// families numbers grant families (revocation.go).
 	families uint64
 
+	// accounts are the fake's users by sub, account the one that approves
+	// next, familyAccount the account of each grant family a user
+	// authorized (account.go).
+	accounts      map[string]*fakeAccount
+	account       string
+	familyAccount map[uint64]string
+	// revocationKeepsAccess: revoking a refresh token at PathRevoke leaves
+	// the access tokens of its grant valid (revoke.go).
+	revocationKeepsAccess bool
+
 	// user holds authorization codes and device authorizations (authcode.go, device.go).
 	user userFlows
 	// signed holds the keys and jti values of the signing dialects (jwt.go).
@@ -101,7 +111,9 @@ type Server struct {
 	// revokedCount counts access tokens revoked under
 	// SetPreviousTokenRevocation.
 	revokedCount int
-	last         map[string]RecordedRequest
+	// revocations counts tokens revoked at PathRevoke.
+	revocations int
+	last        map[string]RecordedRequest
 }
 
 // New returns a Server that is not yet listening.
@@ -121,7 +133,11 @@ func New(opts Options) *Server {
 		calls:      map[string]int{},
 		grants:     map[string]int{},
 		last:       map[string]RecordedRequest{},
+
+		accounts:      map[string]*fakeAccount{},
+		familyAccount: map[uint64]string{},
 	}
+	s.setAccountLocked(DefaultAccountSubject, DefaultAccountEmail)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -136,6 +152,8 @@ func New(opts Options) *Server {
 	mux.Handle(PathAPIVideoRefresh, s.tokenEndpoint(APIVideo, s.handleAPIVideoRefresh))
 	mux.Handle(PathEndorsedToken, s.tokenEndpoint(Endorsed, s.handleEndorsed))
 	mux.HandleFunc(PathWhoami, s.handleWhoami)
+	mux.HandleFunc(PathUserinfo, s.handleUserinfo)
+	mux.Handle(PathRevoke, s.tokenEndpoint(OAuth2, s.handleRevoke))
 	s.registerUserFlows(mux)
 	s.registerSigned(mux)
 	s.mux = mux

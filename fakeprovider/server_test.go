@@ -232,7 +232,7 @@ func TestEndpoints(t *testing.T) {
 	if got := Dialect("nope").TokenPath(); got != "" {
 		t.Errorf("unknown dialect's TokenPath: got %q, want \"\"", got)
 	}
-	if got := len(Endpoints()); got != 12 {
-		t.Errorf("len(Endpoints()): got %d, want 12 (7, and 5 of the signing dialects)", got)
+	if got := len(Endpoints()); got != 15 {
+		t.Errorf("len(Endpoints()): got %d, want 15 (7, revocation, userinfo, GitHub's /user, and 5 of the signing dialects)", got)
 	}
 }

@@ -136,7 +136,7 @@ func (c *Client) roundTrip(req *http.Request, r *Redactor) (status int, contentT
 		return 0, "", 0, nil, &Error{Class: Refused, Status: resp.StatusCode, Description: fmt.Sprintf("the provider's response is larger than %d MiB", limit>>20)}
 	}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return 0, "", 0, nil, &Error{Class: Refused, Status: resp.StatusCode, Description: "the provider redirected the token request; configure the final URL instead"}
+		return 0, "", 0, nil, &Error{Class: Refused, Status: resp.StatusCode, Description: "the provider redirected the request; configure the final URL instead"}
 	}
 	return resp.StatusCode, resp.Header.Get("Content-Type"), retryAfter(resp.Header.Get("Retry-After"), time.Now()), body, nil
 }
@@ -170,7 +170,7 @@ func transportMessage(req *http.Request, err error) string {
 		err = u
 	}
 	where := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
-	return fmt.Sprintf("POST %s: %v", where, err)
+	return fmt.Sprintf("%s %s: %v", req.Method, where, err)
 }
 
 // retryAfter parses a Retry-After header (seconds or an HTTP date), capped at an hour.

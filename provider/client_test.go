@@ -35,15 +35,23 @@ func serve(t *testing.T, status int, contentType, body string) (*httptest.Server
 
 const okBody = `{"access_token":"at","expires_in":60,"refresh_token":"rt2"}`
 
-func exchange(t *testing.T, e *Endpoint, grant Grant, rt string) (*Token, error) {
+// testClient is a Client as the plugin makes one, and a context that ends
+// within 5 s.
+func testClient(t *testing.T) (*Client, context.Context) {
 	t.Helper()
 	hc, err := NewHTTPClient("")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return (&Client{HTTP: hc}).Exchange(ctx, e, grant, rt)
+	t.Cleanup(cancel)
+	return &Client{HTTP: hc}, ctx
+}
+
+func exchange(t *testing.T, e *Endpoint, grant Grant, rt string) (*Token, error) {
+	t.Helper()
+	c, ctx := testClient(t)
+	return c.Exchange(ctx, e, grant, rt)
 }
 
 func TestExchangeErrorsCarryNoSecret(t *testing.T) {

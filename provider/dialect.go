@@ -106,6 +106,11 @@ type row struct {
 	mintScopes bool
 	// revocable: tokens can be revoked before they expire (Client.Revoke).
 	revocable bool
+	// revocationURL: the provider's RFC 7009 revocation endpoint
+	// (Client.RevokeToken); userinfoURL: where the account a user connected
+	// is read (Client.Account), in the format account says.
+	revocationURL, userinfoURL string
+	account                    accountFormat
 	// previousToken: what the provider documents a new token does to the
 	// one before ("": nothing, it lives until it expires).
 	previousToken PreviousToken
@@ -173,6 +178,11 @@ var dialects = map[Dialect]row{
 		authURL: "https://accounts.google.com/o/oauth2/v2/auth", tokenURL: "https://oauth2.googleapis.com/token",
 		deviceURL:  "https://oauth2.googleapis.com/device/code",
 		authParams: map[string]string{"access_type": "offline", "prompt": "consent"},
+		// Revocation: https://developers.google.com/identity/protocols/oauth2/web-server#tokenrevoke;
+		// userinfo: https://developers.google.com/identity/openid-connect/openid-connect#obtaininguserprofileinformation
+		// (the discovery document's userinfo_endpoint).
+		revocationURL: "https://oauth2.googleapis.com/revoke",
+		userinfoURL:   "https://openidconnect.googleapis.com/v1/userinfo",
 		// A service account (https://developers.google.com/identity/protocols/oauth2/service-account#httprest):
 		// an RS256 JWT bearer grant whose scope claim names the scopes, sub
 		// only for domain-wide delegation, exp at most an hour after iat.
@@ -185,6 +195,11 @@ var dialects = map[Dialect]row{
 		tokenURL:      "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
 		deviceURL:     "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
 		defaultTenant: "common", authScopes: []string{"offline_access"},
+		// Userinfo: https://learn.microsoft.com/en-us/entra/identity-platform/userinfo
+		// (a Microsoft Graph access token with the openid scope). Microsoft
+		// documents no RFC 7009 revocation endpoint: ending a user's refresh
+		// tokens is Graph's revokeSignInSessions, an administrative call.
+		userinfoURL: "https://graph.microsoft.com/oidc/userinfo",
 		// response_mode=form_post: documented on the same page, "Request an
 		// authorization code" (query, fragment or form_post).
 		formPost: true,
@@ -199,7 +214,12 @@ var dialects = map[Dialect]row{
 	GitHub: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
 		singleUseRefresh: true, previousToken: PreviousTokenEndsOnRefresh,
 		authURL: "https://github.com/login/oauth/authorize", tokenURL: "https://github.com/login/oauth/access_token",
-		deviceURL: "https://github.com/login/device/code"},
+		deviceURL: "https://github.com/login/device/code",
+		// No OpenID userinfo: the account is the REST API's authenticated
+		// user, https://docs.github.com/en/rest/users/users#get-the-authenticated-user.
+		// GitHub's token revocation is not RFC 7009 (DELETE
+		// /applications/{client_id}/token, a JSON body): none is set.
+		userinfoURL: GitHubAPI + "/user", account: accountGitHub},
 	//   - salesforce: https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_web_server_flow.htm
 	//     and ...id=sf.remoteaccess_pkce.htm (PKCE required for new connected
 	//     apps); refresh_token scope; rotating refresh tokens when enabled.
@@ -207,7 +227,12 @@ var dialects = map[Dialect]row{
 	Salesforce: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
 		authURL:  "https://login.salesforce.com/services/oauth2/authorize",
 		tokenURL: "https://login.salesforce.com/services/oauth2/token",
-		pkce:     PKCES256, pkceRequired: true, authScopes: []string{"refresh_token"}},
+		pkce:     PKCES256, pkceRequired: true, authScopes: []string{"refresh_token"},
+		// https://help.salesforce.com/s/articleView?id=sf.remoteaccess_revoke_token.htm
+		// and ...id=sf.remoteaccess_using_userinfo_endpoint.htm (a My Domain
+		// or sandbox host serves the same paths).
+		revocationURL: "https://login.salesforce.com/services/oauth2/revoke",
+		userinfoURL:   "https://login.salesforce.com/services/oauth2/userinfo"},
 	//   - xero: https://developer.xero.com/documentation/guides/oauth2/auth-flow/
 	//     and .../oauth2/token-types/: 30-minute access tokens; a new refresh
 	//     token with each refresh, the old one good for 30 more minutes; an
@@ -215,7 +240,10 @@ var dialects = map[Dialect]row{
 	Xero: {mint: userAuthorization, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
 		singleUseRefresh: true,
 		authURL:          "https://login.xero.com/identity/connect/authorize", tokenURL: "https://identity.xero.com/connect/token",
-		authScopes: []string{"offline_access"}, refreshLifetime: 60 * 24 * time.Hour, reuseGrace: 30 * time.Minute},
+		authScopes: []string{"offline_access"}, refreshLifetime: 60 * 24 * time.Hour, reuseGrace: 30 * time.Minute,
+		// Revoking a refresh token: the auth-flow page's "Revoking tokens"
+		// (Basic client authentication, like its token endpoint).
+		revocationURL: "https://identity.xero.com/connect/revocation"},
 	//   - intuit (QuickBooks Online): https://developer.intuit.com/app/developer/qbo/docs/develop/authentication-and-authorization/oauth-2.0;
 	//     the refresh token's lifetime comes as x_refresh_token_expires_in.
 	Intuit: {mint: userAuthorization, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
@@ -235,7 +263,10 @@ var dialects = map[Dialect]row{
 	Box: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
 		singleUseRefresh: true,
 		authURL:          "https://account.box.com/api/oauth2/authorize", tokenURL: "https://api.box.com/oauth2/token",
-		pkce: PKCEOff, refreshLifetime: 60 * 24 * time.Hour},
+		pkce: PKCEOff, refreshLifetime: 60 * 24 * time.Hour,
+		// https://developer.box.com/reference/post-oauth2-revoke/ (client_id,
+		// client_secret and token in a form body).
+		revocationURL: "https://api.box.com/oauth2/revoke"},
 	//   - okta: https://developer.okta.com/docs/guides/implement-grant-type/authcodepkce/main/,
 	//     .../device-authorization-grant/main/ and .../refresh-tokens/main/
 	//     (the tenant is the Okta domain; its default authorization server;
@@ -246,6 +277,12 @@ var dialects = map[Dialect]row{
 		tokenURL:   "https://{tenant}/oauth2/default/v1/token",
 		deviceURL:  "https://{tenant}/oauth2/default/v1/device/authorize",
 		authScopes: []string{"offline_access"}, reuseGrace: 30 * time.Second,
+		// https://developer.okta.com/docs/guides/revoke-tokens/main/ and the
+		// OpenID Connect API's userinfo, both of the authorization server
+		// that issued the token (here the default custom one: the org
+		// server's /oauth2/v1/userinfo refuses its access tokens).
+		revocationURL: "https://{tenant}/oauth2/default/v1/revoke",
+		userinfoURL:   "https://{tenant}/oauth2/default/v1/userinfo",
 		// response_mode=form_post: https://developer.okta.com/docs/api/openapi/okta-oauth/oauth/tag/CustomAS/
 		// (the authorize operation's response_mode: fragment, form_post, query, okta_post_message).
 		formPost: true,
@@ -259,6 +296,10 @@ var dialects = map[Dialect]row{
 	Auth0: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
 		authURL: "https://{tenant}/authorize", tokenURL: "https://{tenant}/oauth/token",
 		deviceURL: "https://{tenant}/oauth/device/code", authScopes: []string{"offline_access"},
+		// https://auth0.com/docs/secure/tokens/refresh-tokens/revoke-refresh-tokens
+		// (POST /oauth/revoke; refresh tokens only) and the Authentication
+		// API's user profile, https://auth0.com/docs/api/authentication#user-profile.
+		revocationURL: "https://{tenant}/oauth/revoke", userinfoURL: "https://{tenant}/userinfo",
 		// response_mode=form_post: https://auth0.com/docs/authenticate/protocols/oauth
 		// (the /authorize endpoint's response_mode: query, fragment, form_post, web_message).
 		formPost: true},
@@ -270,7 +311,10 @@ var dialects = map[Dialect]row{
 	Ory: {mint: clientCredentials, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
 		singleUseRefresh: true, previousToken: PreviousTokenEndsOnRefresh,
 		authURL: "https://{tenant}/oauth2/auth", tokenURL: "https://{tenant}/oauth2/token",
-		authScopes: []string{"offline_access"}},
+		authScopes: []string{"offline_access"},
+		// The same page's public endpoints: /oauth2/revoke (RFC 7009) and
+		// /userinfo (https://www.ory.sh/docs/hydra/reference/api).
+		revocationURL: "https://{tenant}/oauth2/revoke", userinfoURL: "https://{tenant}/userinfo"},
 
 	// Machine credentials signed by a key:
 	//   - github_app: grant_github_app.go cites GitHub's documents; big
@@ -299,6 +343,8 @@ func salesforceAudience(e *Endpoint) string {
 // for a config to fill in where it names none.
 type Preset struct {
 	AuthURL, TokenURL, DeviceURL string
+	// RevocationURL and UserinfoURL: "" when the provider documents none.
+	RevocationURL, UserinfoURL string
 	// NeedsTenant: the URLs hold the customer's part and no default exists.
 	NeedsTenant bool
 	// ReuseGrace: how long a rotated refresh token works again.
@@ -315,6 +361,7 @@ func (d Dialect) Preset(tenant string) Preset {
 	fill := func(u string) string { return strings.ReplaceAll(u, "{tenant}", tenant) }
 	return Preset{
 		AuthURL: fill(r.authURL), TokenURL: fill(r.tokenURL), DeviceURL: fill(r.deviceURL),
+		RevocationURL: fill(r.revocationURL), UserinfoURL: fill(r.userinfoURL),
 		NeedsTenant: tenant == "" && strings.Contains(r.tokenURL+r.authURL, "{tenant}"),
 		ReuseGrace:  r.reuseGrace,
 	}

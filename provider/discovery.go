@@ -13,11 +13,15 @@ import (
 // Metadata is what an authorization server publishes about itself (RFC 8414
 // §2; OpenID Connect Discovery 1.0 §3), as far as a client of it needs.
 type Metadata struct {
-	Issuer                      string   `json:"issuer"`
-	AuthorizationEndpoint       string   `json:"authorization_endpoint"`
-	TokenEndpoint               string   `json:"token_endpoint"`
-	DeviceAuthorizationEndpoint string   `json:"device_authorization_endpoint"`
-	CodeChallengeMethods        []string `json:"code_challenge_methods_supported"`
+	Issuer                      string `json:"issuer"`
+	AuthorizationEndpoint       string `json:"authorization_endpoint"`
+	TokenEndpoint               string `json:"token_endpoint"`
+	DeviceAuthorizationEndpoint string `json:"device_authorization_endpoint"`
+	// RevocationEndpoint: RFC 7009 token revocation (RFC 8414 §2);
+	// UserinfoEndpoint: OpenID Connect Discovery 1.0 §3.
+	RevocationEndpoint   string   `json:"revocation_endpoint"`
+	UserinfoEndpoint     string   `json:"userinfo_endpoint"`
+	CodeChallengeMethods []string `json:"code_challenge_methods_supported"`
 	// ResponseModes: the response_mode values the server supports (RFC 8414
 	// §2; absent means query and fragment).
 	ResponseModes []string `json:"response_modes_supported"`
@@ -61,7 +65,7 @@ func Discover(ctx context.Context, hc *http.Client, issuer string) (*Metadata, e
 		if strings.TrimSuffix(md.Issuer, "/") != strings.TrimSuffix(issuer, "/") {
 			return nil, fmt.Errorf("%s names issuer %q, not %q", u, md.Issuer, issuer)
 		}
-		for _, ep := range []string{md.AuthorizationEndpoint, md.TokenEndpoint, md.DeviceAuthorizationEndpoint} {
+		for _, ep := range []string{md.AuthorizationEndpoint, md.TokenEndpoint, md.DeviceAuthorizationEndpoint, md.RevocationEndpoint, md.UserinfoEndpoint} {
 			if ep == "" {
 				continue
 			}

@@ -53,6 +53,12 @@ func TestDiscover(t *testing.T) {
 			Metadata{}, "names issuer"},
 		{"a plain-http endpoint off loopback is refused", map[string]string{"/.well-known/openid-configuration": `{"issuer":"BASE","token_endpoint":"http://idp.example/token"}`},
 			Metadata{}, "must use https"},
+		{"revocation and userinfo endpoints", map[string]string{"/.well-known/openid-configuration": `{"issuer":"BASE","token_endpoint":"BASE/token","revocation_endpoint":"BASE/revoke","userinfo_endpoint":"BASE/userinfo"}`},
+			Metadata{Issuer: base, TokenEndpoint: base + "/token", RevocationEndpoint: base + "/revoke", UserinfoEndpoint: base + "/userinfo"}, ""},
+		{"a plain-http userinfo endpoint off loopback is refused", map[string]string{"/.well-known/openid-configuration": `{"issuer":"BASE","token_endpoint":"BASE/token","userinfo_endpoint":"http://idp.example/userinfo"}`},
+			Metadata{}, "must use https"},
+		{"a plain-http revocation endpoint off loopback is refused", map[string]string{"/.well-known/openid-configuration": `{"issuer":"BASE","token_endpoint":"BASE/token","revocation_endpoint":"http://idp.example/revoke"}`},
+			Metadata{}, "must use https"},
 		{"nothing published", map[string]string{}, Metadata{}, "HTTP 404"},
 	}
 	for _, c := range cases {
@@ -69,7 +75,8 @@ func TestDiscover(t *testing.T) {
 				return
 			}
 			if err != nil || got.Issuer != c.want.Issuer || got.TokenEndpoint != c.want.TokenEndpoint ||
-				got.AuthorizationEndpoint != c.want.AuthorizationEndpoint || got.DeviceAuthorizationEndpoint != c.want.DeviceAuthorizationEndpoint {
+				got.AuthorizationEndpoint != c.want.AuthorizationEndpoint || got.DeviceAuthorizationEndpoint != c.want.DeviceAuthorizationEndpoint ||
+				got.RevocationEndpoint != c.want.RevocationEndpoint || got.UserinfoEndpoint != c.want.UserinfoEndpoint {
 				t.Fatalf("Discover = %+v, %v; want %+v", got, err, c.want)
 			}
 		})

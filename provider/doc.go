@@ -21,4 +21,9 @@
 // A dialect (dialect.go) is one row of data choosing these parts; a preset's
 // row also carries the provider's documented endpoints. discovery.go reads an
 // issuer's metadata (OpenID Connect Discovery, RFC 8414).
+//
+// A user's connection has two more calls: revoke.go revokes its refresh
+// token (RFC 7009) with the token endpoint's client authentication, and
+// account.go reads the account it holds (OpenID Connect userinfo, or
+// GitHub's /user as its row says).
 package provider

@@ -29,13 +29,13 @@ func (e Encoding) Valid() bool { return e == EncodeForm || e == EncodeJSON || e 
 // userAgent names us to providers; some block Go's default agent.
 const userAgent = "vault-plugin-secrets-tokenbroker"
 
-// encode builds the POST that carries params to target.
-func (e *Endpoint) encode(ctx context.Context, target string, params []param) (*http.Request, error) {
+// encode builds the POST that carries params to target in enc.
+func (e *Endpoint) encode(ctx context.Context, enc Encoding, target string, params []param) (*http.Request, error) {
 	var (
 		body        io.Reader
 		contentType string
 	)
-	switch e.EffectiveEncoding() {
+	switch enc {
 	case EncodeJSON:
 		obj := make(map[string]any, len(params))
 		for _, p := range params {

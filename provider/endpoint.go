@@ -30,6 +30,11 @@ type Endpoint struct {
 	PKCE        PKCE              // "" means the dialect's default
 	AuthParams  map[string]string // extra authorization request parameters, over the dialect's
 
+	// A user's connection (revoke.go, account.go); "" means the dialect's
+	// documented endpoint, when it has one.
+	RevocationURL string // RFC 7009 token revocation endpoint
+	UserinfoURL   string // where the connected account is read (OpenID Connect Core §5.3, or GitHub's /user)
+
 	// Signed assertions (assertion.go) and the base grant they allow.
 	Grant     Grant       // "" means the dialect's default base grant
 	Key       *SigningKey // nil: no signing key held
@@ -79,6 +84,15 @@ func (e *Endpoint) EffectiveTokenURL() string {
 		return e.row().tokenURL
 	}
 	return ""
+}
+
+// presetURL is a row's URL as an endpoint uses it: "" when it needs a tenant
+// (the config fills it in from Dialect.Preset).
+func presetURL(u string) string {
+	if strings.Contains(u, "{tenant}") {
+		return ""
+	}
+	return u
 }
 
 // mint is the base grant: the one chosen (Grant) among the dialect's, else

@@ -32,16 +32,24 @@ func (e *Endpoint) NewRequest(ctx context.Context, name Grant, refreshToken stri
 // parameters and client authentication, signs the assertions among them,
 // then encodes them as a POST to target.
 func (e *Endpoint) assemble(ctx context.Context, g grant, target string, params []param) (*http.Request, error) {
-	header := http.Header{}
+	auth := authOmitted
 	if g.oauth {
 		params = append(params, e.extraParams()...)
-		params = e.authFor(g)(e, params, header)
+		auth = e.authFor(g)
 	}
+	return e.authenticated(ctx, e.EffectiveEncoding(), target, params, auth)
+}
+
+// authenticated adds auth's client authentication to params, signs the
+// assertions among them, then encodes them in enc as a POST to target.
+func (e *Endpoint) authenticated(ctx context.Context, enc Encoding, target string, params []param, auth clientAuth) (*http.Request, error) {
+	header := http.Header{}
+	params = auth(e, params, header)
 	params, err := e.signAssertions(params)
 	if err != nil {
 		return nil, err
 	}
-	req, err := e.encode(ctx, target, params)
+	req, err := e.encode(ctx, enc, target, params)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,19 @@ type Token struct {
 	// do, and where (nil when not said).
 	Permissions  map[string]string
 	Repositories []string
+	// IDToken is the OpenID Connect ID token a user's authorization may
+	// bring, as sent: a credential (Secrets lists it), and unverified. Its
+	// signature, issuer, audience and nonce are not checked here, so none of
+	// its claims is trusted: who connected is read from the userinfo
+	// endpoint with the access token (Client.Account), an answer of the
+	// provider itself over TLS.
+	IDToken string
+}
+
+// Secrets are the token's credentials, for a Redactor of text that may
+// quote them.
+func (t *Token) Secrets() []string {
+	return []string{t.AccessToken, t.RefreshToken, t.IDToken}
 }
 
 // tokenJSON covers RFC 6749 §5.1/§5.2, api.video's problem+json errors and
@@ -39,6 +52,7 @@ type tokenJSON struct {
 	AccessToken  string  `json:"access_token"`
 	TokenType    string  `json:"token_type"`
 	RefreshToken string  `json:"refresh_token"`
+	IDToken      string  `json:"id_token"`
 	ExpiresIn    seconds `json:"expires_in"` // a number, or a numeric string (Endorsed)
 	// The refresh token's lifetime: GitHub and Microsoft name it
 	// refresh_token_expires_in, Intuit x_refresh_token_expires_in.
@@ -59,6 +73,7 @@ type tokenJSON struct {
 var errorOnlyFields = map[string]bool{
 	"error": true, "error_description": true, "message": true, "type": true,
 	"title": true, "detail": true, "is_error": true, "token_type": true, "scope": true,
+	"id_token": true, // unverified and unused (Token.IDToken): an odd one costs nothing
 }
 
 // seconds is a lifetime in seconds sent as a JSON number or a numeric string.
@@ -140,7 +155,7 @@ func parseResponse(status int, contentType string, body []byte) (*Token, error) 
 	mediaType, _, _ := mime.ParseMediaType(contentType)
 	trimmed := bytes.TrimSpace(body)
 
-	if mediaType == "text/html" || bytes.HasPrefix(trimmed, []byte("<")) {
+	if htmlPage(contentType, body) {
 		// A gateway's error or login page: the provider itself never answered.
 		return nil, &Error{Class: Temporary, Status: status, Description: "the provider answered with an HTML page, not a token response"}
 	}
@@ -154,8 +169,8 @@ func parseResponse(status int, contentType string, body []byte) (*Token, error) 
 		}
 		tj = tokenJSON{
 			AccessToken: vals.Get("access_token"), TokenType: vals.Get("token_type"),
-			RefreshToken: vals.Get("refresh_token"),
-			ErrorCode:    vals.Get("error"), ErrorDescription: vals.Get("error_description"),
+			RefreshToken: vals.Get("refresh_token"), IDToken: vals.Get("id_token"),
+			ErrorCode: vals.Get("error"), ErrorDescription: vals.Get("error_description"),
 		}
 		if scope := splitScope(vals.Get("scope")); len(scope) > 0 {
 			tj.Scope = scope
@@ -187,6 +202,7 @@ func parseResponse(status int, contentType string, body []byte) (*Token, error) 
 		AccessToken:  tj.AccessToken,
 		TokenType:    tj.TokenType,
 		RefreshToken: tj.RefreshToken,
+		IDToken:      tj.IDToken,
 		ExpiresIn:    time.Duration(tj.ExpiresIn) * time.Second,
 		Scopes:       tj.Scope,
 
@@ -195,10 +211,20 @@ func parseResponse(status int, contentType string, body []byte) (*Token, error) 
 	if err := tok.check(status); err != nil {
 		return nil, err
 	}
+	if strings.IndexFunc(tok.IDToken, func(r rune) bool { return r >= utf8.RuneSelf || !tokenChars(byte(r)) }) >= 0 {
+		tok.IDToken = "" // not a compact JWT; nothing depends on it, so it is dropped rather than the answer refused
+	}
 	if tok.TokenType == "" {
 		tok.TokenType = "Bearer"
 	}
 	return tok, nil
+}
+
+// htmlPage reports whether an answer is an HTML page: a gateway's error or
+// login page in front of the provider, never the provider's own API answer.
+func htmlPage(contentType string, body []byte) bool {
+	mediaType, _, _ := mime.ParseMediaType(contentType)
+	return mediaType == "text/html" || bytes.HasPrefix(bytes.TrimSpace(body), []byte("<"))
 }
 
 // The character sets RFC 6749 Appendix A gives the strings of a token
