@@ -205,3 +205,35 @@ func connectionReadFields(cfg *providerConfig, state *tokenState) map[string]any
 	}
 	return data
 }
+
+// connectionRenewal is what an authorization connects: name's renewal or,
+// for a user's own connection (self), its app's client for name, made or
+// not yet. A name held by anything but that user's connection of that app
+// is refused. Callers hold the name's lock.
+func (b *backend) connectionRenewal(ctx context.Context, s logical.Storage, name string, self selfConnection) (renewal, error) {
+	if self.Owner == "" {
+		return b.configured(ctx, s, name)
+	}
+	stored, err := configEntries.load(ctx, s, name)
+	if err != nil {
+		return renewal{}, err
+	}
+	if stored != nil {
+		if stored.App != self.App || stored.Owner != self.Owner {
+			return renewal{}, logical.CodedError(http.StatusConflict, fmt.Sprintf(
+				"config %q exists and is not your connection of app %q; nothing was changed", name, self.App))
+		}
+		return b.configured(ctx, s, name)
+	}
+	app, err := appEntries.load(ctx, s, self.App)
+	if err != nil {
+		return renewal{}, err
+	}
+	if app == nil {
+		return renewal{}, logical.CodedError(http.StatusNotFound, fmt.Sprintf("no app named %q", self.App))
+	}
+	app.App, app.Owner = self.App, self.Owner
+	snap := newSnapshot(app, nil)
+	snap.counters = b.counters(name)
+	return b.beginRenewal(ctx, s, name, snap, &coldConfig{snap: snap, cfg: app})
+}

@@ -135,6 +135,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Paths: framework.PathAppend(
 			pathConfig(b),
 			pathApp(b),
+			pathSelf(b),
 			pathCreds(b),
 			pathStatus(b),
 			pathSettings(b),

@@ -87,6 +87,12 @@ type providerConfig struct {
 	// issuer's metadata lists form_post (discovery.go).
 	ResponseMode   provider.ResponseMode `json:"response_mode,omitempty"`
 	IssuerFormPost bool                  `json:"issuer_form_post,omitempty"`
+	// The connected account and its end (app.go): where the account is
+	// read and the refresh token revoked ("": the preset's or issuer's),
+	// and whether the account must be the Vault user's (identityMatch*).
+	RevocationURL string `json:"revocation_url,omitempty"`
+	UserinfoURL   string `json:"userinfo_url,omitempty"`
+	IdentityMatch string `json:"identity_match,omitempty"`
 
 	// Signed credentials: the grant, assertions, GitHub App (config_signing.go).
 	signingConfig
@@ -140,6 +146,7 @@ func (c *providerConfig) endpoint() *provider.Endpoint {
 		Scopes: c.Scopes, Audience: c.Audience, ExtraParams: c.ExtraParams,
 		AuthStyle: c.AuthStyle, Encoding: c.Encoding, PreviousToken: c.PreviousToken,
 		AuthURL: c.AuthURL, DeviceURL: c.DeviceURL, RedirectURI: c.RedirectURI, PKCE: c.PKCE, AuthParams: c.AuthParams,
+		RevocationURL: c.RevocationURL, UserinfoURL: c.UserinfoURL,
 	}
 	c.fillSigning(ep, nil)
 	return ep

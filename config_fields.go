@@ -192,6 +192,22 @@ var configFieldTable = []configField{
 		// own effects (a new token_url drops the token state).
 		set:  text(func(c *providerConfig) *string { return &c.Issuer }),
 		read: func(v *configView) (any, bool) { return ifSet(v.Issuer) }, effect: keepsTokens},
+	{name: "revocation_url", schema: &framework.FieldSchema{Type: framework.TypeString, Description: "Token revocation endpoint (RFC 7009): a user's disconnect (self/<app> delete) revokes the refresh token there (default: the preset's or issuer's)."},
+		set: text(func(c *providerConfig) *string { return &c.RevocationURL }),
+		read: func(v *configView) (any, bool) {
+			u := v.ep.EffectiveRevocationURL()
+			return u, u != ""
+		}, effect: keepsTokens},
+	{name: "userinfo_url", schema: &framework.FieldSchema{Type: framework.TypeString, Description: "Where the account a user connects is read (OpenID Connect userinfo; GitHub's /user): its subject and email are shown and, with identity_match, checked (default: the preset's or issuer's)."},
+		set: text(func(c *providerConfig) *string { return &c.UserinfoURL }),
+		read: func(v *configView) (any, bool) {
+			u := v.ep.EffectiveUserinfoURL()
+			return u, u != ""
+		}, effect: keepsTokens},
+	{name: "identity_match", schema: &framework.FieldSchema{Type: framework.TypeString, AllowedValues: []any{"none", "email"},
+		Description: "For connections users make through self/: email refuses an account whose verified email (from userinfo_url) is not one Vault knows for the user's entity (its metadata's or an alias's email, or an alias named by an address); nothing is stored then. none (default): any account, always shown."},
+		set:  text(func(c *providerConfig) *string { return &c.IdentityMatch }),
+		read: func(v *configView) (any, bool) { return ifSet(v.IdentityMatch) }, effect: keepsTokens},
 	{name: "response_mode", schema: &framework.FieldSchema{Type: framework.TypeString, AllowedValues: []any{"form_post", "query"},
 		Description: "How the provider returns the code to redirect_uri: form_post (a POST: no URL, browser history or audit log holds the code) or query. Default: form_post where the preset or the issuer's metadata says the provider supports it and redirect_uri is a Vault callback (…/v1/…/callback), else query."},
 		set: text(func(c *providerConfig) *provider.ResponseMode { return &c.ResponseMode }),

@@ -84,12 +84,15 @@ func TestConfigFieldChangeEffects(t *testing.T) {
 		"auth_params":              {oauth2, map[string]any{"auth_params": map[string]any{"prompt": "consent"}}, keepsTokens},
 		// Naming an issuer refills the URLs the write does not give: the
 		// token URL is given, unchanged, so only the issuer's own effect shows.
-		"issuer":        {oauth2, map[string]any{"issuer": base, "token_url": base + fakeprovider.PathOAuth2Token}, keepsTokens},
-		"response_mode": {oauth2, map[string]any{"response_mode": "query"}, keepsTokens},
-		"tenant":        {oauth2, map[string]any{"tenant": "example.com"}, keepsTokens},
-		"grant":         {signing, map[string]any{"grant": "jwt_bearer"}, dropsTokenState},
-		"private_key":   {signing, map[string]any{"private_key": pkcs8PEM(testEC)}, keepsTokens},
-		"generate_key":  {signing, map[string]any{"generate_key": "ec-p256"}, keepsTokens},
+		"issuer":         {oauth2, map[string]any{"issuer": base, "token_url": base + fakeprovider.PathOAuth2Token}, keepsTokens},
+		"response_mode":  {oauth2, map[string]any{"response_mode": "query"}, keepsTokens},
+		"revocation_url": {oauth2, map[string]any{"revocation_url": base + fakeprovider.PathRevoke}, keepsTokens},
+		"userinfo_url":   {oauth2, map[string]any{"userinfo_url": base + fakeprovider.PathUserinfo}, keepsTokens},
+		"identity_match": {withFields(oauth2, map[string]any{"userinfo_url": base + fakeprovider.PathUserinfo}), map[string]any{"identity_match": "email"}, keepsTokens},
+		"tenant":         {oauth2, map[string]any{"tenant": "example.com"}, keepsTokens},
+		"grant":          {signing, map[string]any{"grant": "jwt_bearer"}, dropsTokenState},
+		"private_key":    {signing, map[string]any{"private_key": pkcs8PEM(testEC)}, keepsTokens},
+		"generate_key":   {signing, map[string]any{"generate_key": "ec-p256"}, keepsTokens},
 		// The same account (issuer and token URL) with a new key.
 		"service_account_json": {google, map[string]any{"service_account_json": serviceAccount("sa-kid-2", otherRSA)}, keepsTokens},
 		"certificate":          {signing, map[string]any{"certificate": certPEM(t, testRSA)}, keepsTokens},

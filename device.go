@@ -34,15 +34,17 @@ type pendingDevice struct {
 	ExpiresAt               time.Time     `json:"expires_at"`
 	Interval                time.Duration `json:"interval"`
 	RequestedBy             string        `json:"requested_by,omitempty"`
+	// The user's own connection it makes (self/<app>/device), if any.
+	selfConnection
 }
 
 // beginDevice asks the provider for a user code for name, stores the pending
 // authorization (replacing an earlier one) and starts polling.
-func (b *backend) beginDevice(ctx context.Context, s logical.Storage, name, who string) (*pendingDevice, error) {
+func (b *backend) beginDevice(ctx context.Context, s logical.Storage, name, who string, self selfConnection) (*pendingDevice, error) {
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	r, err := b.configured(ctx, s, name)
+	r, err := b.connectionRenewal(ctx, s, name, self)
 	if err != nil {
 		return nil, err
 	}
@@ -63,7 +65,8 @@ func (b *backend) beginDevice(ctx context.Context, s logical.Storage, name, who 
 		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf("device authorization of %s: %v", name, err))
 	}
 	p := &pendingDevice{DeviceCode: da.DeviceCode, UserCode: da.UserCode, VerificationURI: da.VerificationURI,
-		VerificationURIComplete: da.VerificationURIComplete, ExpiresAt: b.now().Add(da.ExpiresIn), Interval: da.Interval, RequestedBy: who}
+		VerificationURIComplete: da.VerificationURIComplete, ExpiresAt: b.now().Add(da.ExpiresIn), Interval: da.Interval, RequestedBy: who,
+		selfConnection: self}
 	if err := deviceEntries.save(ctx, s, name, p); err != nil {
 		return nil, err
 	}
@@ -141,7 +144,7 @@ func (b *backend) pollOnce(name, code string) (slowDown bool) {
 		end("the device authorization expired before the user approved it")
 		return false
 	}
-	r, err := b.configured(ctx, b.storage, name)
+	r, err := b.connectionRenewal(ctx, b.storage, name, p.selfConnection)
 	if err != nil {
 		end("the config could not be loaded: " + err.Error())
 		return false
@@ -153,10 +156,12 @@ func (b *backend) pollOnce(name, code string) (slowDown bool) {
 	var pe *provider.Error
 	switch {
 	case err == nil:
-		end("connected")
-		if err := b.connect(ctx, r, obtained{tok, provider.GrantDeviceCode}, connection{By: p.RequestedBy}); err != nil {
+		result := "connected"
+		if err := b.completeConnection(ctx, b.storage, r, p.selfConnection, obtained{tok, provider.GrantDeviceCode}, connection{By: p.RequestedBy}); err != nil {
 			b.refreshLog.Error("device authorization", "name", name, "error", err)
+			result = "not connected: " + err.Error()
 		}
+		end(result)
 	case errors.As(err, &pe) && pe.Code == provider.DevicePending:
 	case errors.As(err, &pe) && pe.Code == provider.DeviceSlowDown:
 		return true
@@ -205,9 +210,19 @@ func deleteAuthorizations(ctx context.Context, s logical.Storage, name string) e
 // pendingStatus adds name's pending authorization and connection to status data.
 func (b *backend) pendingStatus(ctx context.Context, s logical.Storage, name string, snap *snapshot, data map[string]any) error {
 	data["connected_at"], data["connected_by"], data["authorization_params"] = "", "", map[string]string{}
+	data["account_subject"], data["account_email"] = "", ""
 	if st := snap.state; st != nil && st.Connected != nil {
 		data["connected_at"], data["connected_by"] = timeOrEmpty(st.Connected.At), st.Connected.By
 		data["authorization_params"] = nonNilMap(st.Connected.Params)
+		data["account_subject"], data["account_email"] = st.Connected.Subject, st.Connected.Email
+	}
+	if snap.owner != "" {
+		data["owner"] = snap.owner
+	}
+	if ref, err := configEntries.load(ctx, s, name); err != nil {
+		return err
+	} else if ref != nil && ref.App != "" {
+		data["app"] = ref.App
 	}
 	data["pending_authorization"], data["pending_authorization_expires_at"] = "", ""
 	var code pendingCode

@@ -15,7 +15,7 @@ import (
 )
 
 // endpointFields are the URL fields an issuer or a preset fills in.
-var endpointFields = []string{"token_url", "auth_url", "device_authorization_url"}
+var endpointFields = []string{"token_url", "auth_url", "device_authorization_url", "revocation_url", "userinfo_url"}
 
 func (c *providerConfig) urlField(key string) *string {
 	switch key {
@@ -23,6 +23,10 @@ func (c *providerConfig) urlField(key string) *string {
 		return &c.TokenURL
 	case "auth_url":
 		return &c.AuthURL
+	case "revocation_url":
+		return &c.RevocationURL
+	case "userinfo_url":
+		return &c.UserinfoURL
 	}
 	return &c.DeviceURL
 }
@@ -59,7 +63,8 @@ func (b *backend) fillEndpoints(ctx context.Context, name string, cfg *providerC
 			return fmt.Errorf("issuer: %w", err)
 		}
 		for key, u := range map[string]string{"token_url": md.TokenEndpoint, "auth_url": md.AuthorizationEndpoint,
-			"device_authorization_url": md.DeviceAuthorizationEndpoint} {
+			"device_authorization_url": md.DeviceAuthorizationEndpoint, "revocation_url": md.RevocationEndpoint,
+			"userinfo_url": md.UserinfoEndpoint} {
 			if *cfg.urlField(key) == "" {
 				*cfg.urlField(key) = u
 			}

@@ -22,6 +22,7 @@ func TestIssuerFillsInEndpointsOnce(t *testing.T) {
 	for key, want := range map[string]string{
 		"token_url": e.fake.URL() + fakeprovider.PathOAuth2Token, "auth_url": e.fake.URL() + fakeprovider.PathAuthorize,
 		"device_authorization_url": e.fake.URL() + fakeprovider.PathDeviceAuthorization, "issuer": e.fake.URL(), "pkce": "S256",
+		"revocation_url": e.fake.URL() + fakeprovider.PathRevoke, "userinfo_url": e.fake.URL() + fakeprovider.PathUserinfo,
 	} {
 		expectField(t, cfg, key, want)
 	}

@@ -2,7 +2,8 @@ package tokenbroker
 
 // The provider gateway: every request to a provider, whoever makes it (a
 // renewal, a code exchange, a device authorization or poll, a GitHub
-// installation lookup or revocation, issuer discovery), goes through send,
+// installation lookup, a revocation, the connected account's userinfo,
+// issuer discovery), goes through send,
 // and nothing else in this package calls provider.Client. So the rules hold
 // for all of them alike: an orphaned plugin process sends nothing; only a
 // node that may write storage sends; the mount's rate_limit paces each
@@ -75,7 +76,7 @@ func (b *backend) send(ctx context.Context, r providerRequest, do func(context.C
 // label names r in messages: "refresh_token grant", "device_authorization".
 func (r providerRequest) label() string {
 	switch r.request {
-	case requestDeviceAuthorization, requestInstallationLookup, requestRevocation, requestDiscovery:
+	case requestDeviceAuthorization, requestInstallationLookup, requestRevocation, requestDiscovery, requestUserinfo:
 		return string(r.request)
 	}
 	return string(r.request) + " grant"

@@ -130,6 +130,7 @@ const (
 	requestInstallationLookup  provider.Grant = "installation_lookup"
 	requestRevocation          provider.Grant = "revocation"
 	requestDiscovery           provider.Grant = "discovery"
+	requestUserinfo            provider.Grant = "userinfo"
 )
 
 // providerCall counts one provider request of a name (on its counters c)

@@ -38,6 +38,10 @@ const (
 type connection struct {
 	At time.Time `json:"at"`
 	By string    `json:"by,omitempty"`
+	// Subject and Email: the account connected, as the provider's userinfo
+	// endpoint names it (empty where it has none).
+	Subject string `json:"subject,omitempty"`
+	Email   string `json:"email,omitempty"`
 	// Params: what the provider's redirect carried that the app needs to
 	// call its API (Intuit's realmId); creds reads show them.
 	Params map[string]string `json:"params,omitempty"`
@@ -74,6 +78,9 @@ type pendingCode struct {
 	RedirectURI string    `json:"redirect_uri,omitempty"` // as sent: the exchange must repeat it
 	ExpiresAt   time.Time `json:"expires_at"`
 	RequestedBy string    `json:"requested_by,omitempty"`
+	// The user's own connection it makes (self/<app>/authorize), if any:
+	// the chain goes to this owner, whoever follows the link.
+	selfConnection
 }
 
 // onboarding is the backend's in-memory part of onboarding.
@@ -104,6 +111,7 @@ func (c *providerConfig) authorizable() bool {
 func (c *providerConfig) validateAuthorization() error {
 	for _, f := range []struct{ key, value string }{
 		{"auth_url", c.AuthURL}, {"device_authorization_url", c.DeviceURL}, {"redirect_uri", c.RedirectURI}, {"issuer", c.Issuer},
+		{"revocation_url", c.RevocationURL}, {"userinfo_url", c.UserinfoURL},
 	} {
 		if f.value == "" {
 			continue
@@ -117,6 +125,12 @@ func (c *providerConfig) validateAuthorization() error {
 	}
 	if c.PKCE == provider.PKCEOff && c.endpoint().PKCERequired() {
 		return fmt.Errorf("provider %s requires PKCE: pkce=off is not allowed", c.Provider)
+	}
+	if c.IdentityMatch != "" && c.IdentityMatch != identityMatchNone && c.IdentityMatch != identityMatchEmail {
+		return fmt.Errorf("unknown identity_match %q (want none or email)", c.IdentityMatch)
+	}
+	if c.IdentityMatch == identityMatchEmail && c.endpoint().EffectiveUserinfoURL() == "" {
+		return fmt.Errorf("identity_match=email reads the account's email: set userinfo_url (or an issuer whose metadata gives one)")
 	}
 	if c.ResponseMode != "" && !c.ResponseMode.Valid() {
 		return fmt.Errorf("unknown response_mode %q (want form_post or query)", c.ResponseMode)
@@ -185,11 +199,11 @@ func hashOf(secret string) string {
 // beginAuthorization stores a new pending authorization of name, replacing
 // any earlier one (whose state then no longer works), and returns the URL the
 // user opens and its state.
-func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, name, who string) (authURL, state string, expires time.Time, err error) {
+func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, name, who string, self selfConnection) (authURL, state string, expires time.Time, err error) {
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
-	r, err := b.configured(ctx, s, name)
+	r, err := b.connectionRenewal(ctx, s, name, self)
 	if err != nil {
 		return "", "", time.Time{}, err
 	}
@@ -203,7 +217,7 @@ func (b *backend) beginAuthorization(ctx context.Context, s logical.Storage, nam
 		return "", "", time.Time{}, fmt.Errorf("authorization URL of %q: %w", name, err)
 	}
 	expires = b.now().Add(pendingLifetime)
-	p := pendingCode{StateHash: hashOf(state), Verifier: verifier, RedirectURI: ep.RedirectURI, ExpiresAt: expires, RequestedBy: who}
+	p := pendingCode{StateHash: hashOf(state), Verifier: verifier, RedirectURI: ep.RedirectURI, ExpiresAt: expires, RequestedBy: who, selfConnection: self}
 	if err := codeEntries.save(ctx, s, name, &p); err != nil {
 		return "", "", time.Time{}, err
 	}
@@ -278,7 +292,7 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 	case a.code == "":
 		return refuse(fmt.Sprintf("the provider sent no code for %s", name))
 	}
-	r, err := b.configured(ctx, s, name)
+	r, err := b.connectionRenewal(ctx, s, name, p.selfConnection)
 	if err != nil {
 		return err
 	}
@@ -300,7 +314,7 @@ func (b *backend) finishAuthorization(ctx context.Context, s logical.Storage, na
 			params[k] = v
 		}
 	}
-	return b.connect(ctx, r, obtained{tok, provider.GrantAuthorizationCode}, connection{By: p.RequestedBy, Params: params})
+	return b.completeConnection(ctx, s, r, p.selfConnection, obtained{tok, provider.GrantAuthorizationCode}, connection{By: p.RequestedBy, Params: params})
 }
 
 // connectCall makes one provider request that may start a chain, through the

@@ -81,7 +81,7 @@ func (e *env) connect(name string) {
 	e.t.Helper()
 	authURL, _ := e.authorize(name)
 	status, page := e.callback(e.approve(authURL))
-	if status != 200 || !strings.Contains(page, name+" connected; you can close this window") {
+	if status != 200 || !strings.Contains(page, name+" connected") || !strings.Contains(page, "you can close this window") {
 		e.t.Fatalf("callback = %d %q, want 200 and %q connected", status, page, name)
 	}
 }

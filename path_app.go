@@ -281,12 +281,14 @@ func (b *backend) pathAppConnectionsList(ctx context.Context, req *logical.Reque
 
 // connectionInfo is what LIST app/<app>/connections says of one connection.
 func connectionInfo(ctx context.Context, s logical.Storage, name string, st *tokenState) map[string]any {
-	info := map[string]any{"owner": "", "connected_at": "", "connected_by": ""}
+	info := map[string]any{"owner": "", "connected_at": "", "connected_by": "", "account_subject": "", "account_email": ""}
 	if ref, err := configEntries.load(ctx, s, name); err == nil && ref != nil {
 		info["owner"] = ref.Owner
 	}
 	if st != nil && st.Connected != nil {
-		info["connected_at"], info["connected_by"] = st.Connected.At.UTC().Format(time.RFC3339), st.Connected.By
+		c := st.Connected
+		info["connected_at"], info["connected_by"] = c.At.UTC().Format(time.RFC3339), c.By
+		info["account_subject"], info["account_email"] = c.Subject, c.Email
 	}
 	return info
 }

@@ -66,7 +66,7 @@ func (b *backend) pathAuthorizeStart(ctx context.Context, req *logical.Request, 
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}
-	authURL, state, expires, err := b.beginAuthorization(ctx, req.Storage, name, req.DisplayName)
+	authURL, state, expires, err := b.beginAuthorization(ctx, req.Storage, name, req.DisplayName, selfConnection{})
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func (b *backend) pathCallback(ctx context.Context, req *logical.Request, d *fra
 	var coded logical.HTTPCodedError
 	switch {
 	case err == nil:
-		return callbackPage(http.StatusOK, name+" connected", name+" connected; you can close this window."), nil
+		return callbackPage(http.StatusOK, name+" connected", name+" connected"+b.connectedAccountLabel(name)+"; you can close this window."), nil
 	case errors.Is(err, logical.ErrReadOnly):
 		return nil, err
 	case errors.As(err, &coded):

@@ -274,6 +274,11 @@ func (b *backend) deleteConfig(ctx context.Context, s logical.Storage, name stri
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
+	return b.deleteConfigLocked(ctx, s, name)
+}
+
+// deleteConfigLocked is deleteConfig for a caller that holds name's lock.
+func (b *backend) deleteConfigLocked(ctx context.Context, s logical.Storage, name string) error {
 	defer b.forget(name)
 	b.sched.remove(name)
 	b.names.remove(name)

@@ -47,7 +47,7 @@ func (b *backend) pathDeviceStart(ctx context.Context, req *logical.Request, d *
 	if !b.WriteSafeReplicationState() {
 		return nil, logical.ErrReadOnly
 	}
-	p, err := b.beginDevice(ctx, req.Storage, name, req.DisplayName)
+	p, err := b.beginDevice(ctx, req.Storage, name, req.DisplayName, selfConnection{})
 	if err != nil {
 		return nil, err
 	}

@@ -61,12 +61,17 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	snap, err := b.snapshot(ctx, req.Storage, name)
+	return b.readStatus(ctx, req.Storage, name, anyConfig)
+}
+
+// readStatus answers a read of name's status, if reach lets the caller see it.
+func (b *backend) readStatus(ctx context.Context, s logical.Storage, name string, reach reachable) (*logical.Response, error) {
+	snap, err := b.snapshot(ctx, s, name)
 	if err != nil {
 		return nil, err
 	}
-	if snap == nil {
-		return nil, errNoConfig(name)
+	if err := reach(name, snap); err != nil {
+		return nil, err
 	}
 	now := b.now()
 	st := snap.state
@@ -104,7 +109,7 @@ func (b *backend) pathStatusRead(ctx context.Context, req *logical.Request, d *f
 	if !st.ExpiresAt.IsZero() {
 		data["expires_in_seconds"] = int64(st.ExpiresAt.Sub(now).Seconds())
 	}
-	if err := b.pendingStatus(ctx, req.Storage, name, snap, data); err != nil {
+	if err := b.pendingStatus(ctx, s, name, snap, data); err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: data}, nil

@@ -93,19 +93,45 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if err := validName(name); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	var minTTL int
-	if _, sent := d.Raw["min_ttl"]; sent {
-		var err error
-		if minTTL, _, err = field[int](d, "min_ttl"); err != nil {
-			return logical.ErrorResponse("min_ttl: %s", err), nil
-		}
+	minTTL, err := minTTLField(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
 	}
-	snap, cold, err := b.snapshotAndConfig(ctx, req.Storage, name)
+	return b.readCreds(ctx, req.Storage, name, minTTL, anyConfig)
+}
+
+// minTTLField is a read's min_ttl, decoded only when sent.
+func minTTLField(d *framework.FieldData) (int, error) {
+	if _, sent := d.Raw["min_ttl"]; !sent {
+		return 0, nil
+	}
+	minTTL, _, err := field[int](d, "min_ttl")
+	if err != nil {
+		return 0, fmt.Errorf("min_ttl: %w", err)
+	}
+	return minTTL, nil
+}
+
+// reachable says whether a read may see name's snapshot (nil: no config):
+// an error (a 404) when it may not.
+type reachable func(name string, snap *snapshot) error
+
+// anyConfig lets the ordinary paths (creds/, status/) reach any config.
+func anyConfig(name string, snap *snapshot) error {
+	if snap == nil {
+		return errNoConfig(name)
+	}
+	return nil
+}
+
+// readCreds answers a read of name's token, if reach lets the caller see it.
+func (b *backend) readCreds(ctx context.Context, s logical.Storage, name string, minTTL int, reach reachable) (*logical.Response, error) {
+	snap, cold, err := b.snapshotAndConfig(ctx, s, name)
 	if err != nil {
 		return nil, err
 	}
-	if snap == nil {
-		return nil, errNoConfig(name)
+	if err := reach(name, snap); err != nil {
+		return nil, err
 	}
 
 	now := b.now()

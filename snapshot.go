@@ -19,7 +19,9 @@ import (
 // which keeps 100 000 chains within a small memory budget.
 type snapshot struct {
 	settings chainSettings
-	state    *tokenState // nil: no token state stored
+	// owner is the Vault entity whose own connection this is (self/), or "".
+	owner string
+	state *tokenState // nil: no token state stored
 	// dirty: state is newer than storage (a write failed); it must win over storage.
 	dirty bool
 	// view holds the creds response values fixed by state, boxed once per
@@ -113,7 +115,7 @@ func (c chainSettings) previousToken() provider.PreviousToken {
 }
 
 func newSnapshot(cfg *providerConfig, state *tokenState) *snapshot {
-	s := &snapshot{settings: settingsOf(cfg), state: state}
+	s := &snapshot{settings: settingsOf(cfg), owner: cfg.Owner, state: state}
 	s.derive()
 	return s
 }
