@@ -73,17 +73,33 @@ func (b *backend) completeConnection(ctx context.Context, s logical.Storage, r r
 	}
 	conn.Subject, conn.Email = acct.Subject, acct.Email
 	if self.Owner != "" {
-		stored, err := configEntries.load(ctx, s, r.name)
-		if err != nil {
+		if err := b.saveSelfConnection(ctx, s, r.name, self); err != nil {
+			b.revokeUnkept(ctx, r, tok)
 			return err
-		}
-		if stored == nil {
-			if err := b.saveConnection(ctx, s, r.name, self.App, self.Owner); err != nil {
-				return err
-			}
 		}
 	}
 	return b.connect(ctx, r, tok, conn)
+}
+
+// saveSelfConnection stores self's connection name unless it is stored
+// already, under its app's lock: an app deleted meanwhile gets no new
+// connection (pathAppDelete lists them under that lock).
+func (b *backend) saveSelfConnection(ctx context.Context, s logical.Storage, name string, self selfConnection) error {
+	lock := b.appLock(self.App)
+	lock.Lock()
+	defer lock.Unlock()
+	stored, err := configEntries.load(ctx, s, name)
+	if err != nil || stored != nil {
+		return err
+	}
+	app, err := appEntries.load(ctx, s, self.App)
+	if err != nil {
+		return err
+	}
+	if app == nil {
+		return logical.CodedError(http.StatusNotFound, fmt.Sprintf("app %q was deleted while you connected; nothing was stored", self.App))
+	}
+	return b.saveConnection(ctx, s, name, self.App, self.Owner)
 }
 
 // connectedAccount reads the account accessToken belongs to from the

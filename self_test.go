@@ -281,3 +281,22 @@ func TestSelfNameHeldByAnotherConfig(t *testing.T) {
 		t.Fatalf("self/mail over an operator's connection: %v, want 404", err)
 	}
 }
+
+// TestSelfAppDeletedWhileConnecting: an app deleted between a user's
+// authorize and the provider's redirect gets no connection.
+func TestSelfAppDeletedWhileConnecting(t *testing.T) {
+	e := newEnv(t)
+	e.userApp("mail", nil)
+	resp, err := e.as(entityA, logical.UpdateOperation, "self/mail/authorize", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mustDo(logical.DeleteOperation, "app/mail", nil)
+	status, page := e.callback(e.approve(resp.Data["url"].(string)))
+	if status != http.StatusNotFound || !strings.Contains(page, `no app named &#34;mail&#34;`) {
+		t.Fatalf("callback after the app was deleted = %d %q, want 404 no app", status, page)
+	}
+	if stored, _ := configEntries.load(t.Context(), e.storage, selfName("mail", entityA)); stored != nil {
+		t.Errorf("a connection of a deleted app was stored: %+v", stored)
+	}
+}
