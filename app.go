@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -54,10 +55,37 @@ func (b *backend) appLock(app string) *sync.Mutex {
 	return l.(*sync.Mutex)
 }
 
+// appKeyOwner is the name an app's signing keys are stored under
+// (key/app/<app>) and published by (jwks/app/<app>): never a config's, whose
+// names hold no '/'.
+func appKeyOwner(app string) string { return appPrefix + app }
+
+// loadApp reads app with its signing keys; nil when there is no such app.
+func loadApp(ctx context.Context, s logical.Storage, app string) (*providerConfig, error) {
+	cfg, err := appEntries.load(ctx, s, app)
+	if err != nil || cfg == nil {
+		return nil, err
+	}
+	cfg.keys, err = loadKeyRing(ctx, s, appKeyOwner(app))
+	return cfg, err
+}
+
+// appKeys is the key holder of app/<name>: its keys sign for every
+// connection of the app.
+func (b *backend) appKeys(d *framework.FieldData) (keyHolder, error) {
+	app, err := appNameField(d)
+	if err != nil {
+		return keyHolder{}, err
+	}
+	return keyHolder{owner: appKeyOwner(app), lock: b.appLock(app),
+		load:    func(ctx context.Context, s logical.Storage) (*providerConfig, error) { return loadApp(ctx, s, app) },
+		changed: func(*providerConfig, *keyRing) {}}, nil // connections load the app's keys for each renewal
+}
+
 // resolveConnection is connection name's config: its app's client, with
 // the connection's own App and Owner.
 func resolveConnection(ctx context.Context, s logical.Storage, name string, conn *providerConfig) (*providerConfig, error) {
-	app, err := appEntries.load(ctx, s, conn.App)
+	app, err := loadApp(ctx, s, conn.App)
 	if err != nil {
 		return nil, err
 	}
@@ -129,6 +157,32 @@ func (b *backend) saveClient(ctx context.Context, r renewal, cfg *providerConfig
 		return fmt.Errorf("app %q changed meanwhile; its stored client is left as the operator wrote it", r.cfg.App)
 	}
 	return appEntries.save(ctx, b.storage, r.cfg.App, app)
+}
+
+// saveKeys stores ring, r's keys after a promotion that the provider
+// confirmed. A connection's keys are its app's: stored under the app's lock,
+// and only if the app still holds the keys r loaded (an operator's rotation
+// in between wins).
+func (b *backend) saveKeys(ctx context.Context, r renewal, ring *keyRing) error {
+	if r.cfg.App == "" {
+		return writeKeyRing(ctx, b.storage, r.name, ring)
+	}
+	lock := b.appLock(r.cfg.App)
+	lock.Lock()
+	defer lock.Unlock()
+	owner := appKeyOwner(r.cfg.App)
+	stored, err := loadKeyRing(ctx, b.storage, owner)
+	if err != nil {
+		return err
+	}
+	if stored.active() == nil || stored.active().kid != r.cfg.keys.active().kid || stored.pending() == nil || stored.pending().kid != r.cfg.keys.pending().kid {
+		return fmt.Errorf("app %q's keys changed meanwhile; they are left as the operator wrote them", r.cfg.App)
+	}
+	if err := writeKeyRing(ctx, b.storage, owner, ring); err != nil {
+		return err
+	}
+	b.keysChanged(owner, r.cfg.withKeys(ring))
+	return nil
 }
 
 // appChanged brings app's connections in line after its client changed
@@ -225,7 +279,7 @@ func (b *backend) connectionRenewal(ctx context.Context, s logical.Storage, name
 		}
 		return b.configured(ctx, s, name)
 	}
-	app, err := appEntries.load(ctx, s, self.App)
+	app, err := loadApp(ctx, s, self.App)
 	if err != nil {
 		return renewal{}, err
 	}

@@ -6,6 +6,7 @@ package tokenbroker
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -95,7 +96,6 @@ func TestConnectionWritesRefused(t *testing.T) {
 		{"another app for a connection", "config/conn", map[string]any{"app": "other"}, `is a connection of app "crm", and a connection's app is fixed`},
 		{"a self-contained config made a connection", "config/plain", map[string]any{"app": "crm"}, `config "plain" holds its own client; delete it`},
 		{"a seed on an app", "app/crm", map[string]any{"refresh_token": "seed"}, "an app does not take refresh_token"},
-		{"a signing key on an app", "app/crm", map[string]any{"generate_key": "ec-p256"}, "an app does not take generate_key"},
 		{"an app name too long", "app/" + strings.Repeat("a", maxAppName+1), map[string]any{"client_id": "x"}, "at most 64 characters"},
 	}
 	for _, c := range cases {
@@ -303,4 +303,69 @@ func TestConnectionSeedAndSecretPromotion(t *testing.T) {
 		t.Errorf("connection entry after the promotion = %+v, want its app's name alone", *stored)
 	}
 	expect(t, "refresh-token reuses at the provider", e.fake.RefreshReuses(), 0)
+}
+
+// TestAppSigningKeys: an app's signing key signs for every connection
+// (private_key_jwt), is published at jwks/app/<app> without a Vault token,
+// and rotates at app/<app>/key; a connection whose renewal finds the
+// provider taking only the next key promotes it in the app, not in itself.
+func TestAppSigningKeys(t *testing.T) {
+	e := newEnv(t)
+	e.mustDo(logical.CreateOperation, "app/signed", map[string]any{"provider": "oauth2", "token_url": e.fake.URL() + fakeprovider.PathOAuth2Token,
+		"ca_pem": e.fake.CAPEM(), "client_id": "key-client", "auth_style": "private_key_jwt", "generate_key": "ec-p256"})
+	key := e.mustDo(logical.ReadOperation, "app/signed/key", nil).Data
+	e.fake.AddAssertionKey("key-client", "", publicKey(t, key, ""))
+	for _, name := range []string{"s1", "s2"} {
+		e.mustDo(logical.CreateOperation, "config/"+name, map[string]any{"app": "signed"})
+		e.token(name)
+	}
+	for _, c := range []struct {
+		op   logical.Operation
+		path string
+		data map[string]any
+	}{{logical.ReadOperation, "key/s1", nil}, {logical.UpdateOperation, "key/s1/rotate", map[string]any{"generate_key": "ec-p256"}},
+		{logical.UpdateOperation, "key/s1/promote", nil}} {
+		_, err := e.do(c.op, c.path, c.data)
+		expectErr(t, c.path, err, `"s1" is a connection of app "signed", whose keys sign for it: see app/signed/key`)
+	}
+
+	jwks := func() string {
+		t.Helper()
+		resp, err := e.b.HandleRequest(t.Context(), &logical.Request{Operation: logical.ReadOperation, Path: "jwks/app/signed",
+			Storage: e.storage, Unauthenticated: true})
+		if err != nil || resp == nil {
+			t.Fatalf("jwks/app/signed: %v %v", resp, err)
+		}
+		expect(t, "jwks/app/signed status", resp.Data[logical.HTTPStatusCode], any(200))
+		return string(resp.Data[logical.HTTPRawBody].([]byte))
+	}
+	if body := jwks(); !strings.Contains(body, key["key_id"].(string)) {
+		t.Fatalf("jwks/app/signed = %s, want the current key %s", body, key["key_id"])
+	}
+
+	next := e.mustDo(logical.UpdateOperation, "app/signed/key/rotate", map[string]any{"generate_key": "ec-p256"}).Data
+	if body := jwks(); !strings.Contains(body, next["next_key_id"].(string)) {
+		t.Fatalf("jwks/app/signed after rotate = %s, want the next key %s", body, next["next_key_id"])
+	}
+	// The provider drops the current key and holds the next: a connection's
+	// renewal finds it and promotes it for the whole app.
+	e.fake.RemoveAssertionKeys("key-client")
+	e.fake.AddAssertionKey("key-client", "", publicKey(t, next, "next_"))
+	e.clock.Add(2 * time.Hour)
+	e.token("s1")
+	after := e.mustDo(logical.ReadOperation, "app/signed/key", nil).Data
+	expect(t, "the app's current key after the promotion", after["key_id"], next["next_key_id"])
+	e.token("s2") // the other connection signs with the promoted key at once
+	if ring, _ := loadKeyRing(t.Context(), e.storage, "s1"); ring != nil {
+		t.Error("the connection stored keys of its own")
+	}
+	e.restart()
+	if body := jwks(); !strings.Contains(body, next["next_key_id"].(string)) {
+		t.Fatalf("jwks/app/signed after a restart = %s, want the promoted key", body)
+	}
+	e.mustDo(logical.DeleteOperation, "app/signed", map[string]any{"delete_connections": true})
+	_, err := e.b.HandleRequest(t.Context(), &logical.Request{Operation: logical.ReadOperation, Path: "jwks/app/signed", Storage: e.storage, Unauthenticated: true})
+	if codeOf(err) != http.StatusNotFound {
+		t.Errorf("jwks/app/signed after the app was deleted: %v, want a 404", err)
+	}
 }

@@ -83,14 +83,16 @@ func (b *backend) promoteSecret(ctx context.Context, r renewal, secret string) r
 func (b *backend) promoteKey(ctx context.Context, r renewal, ep *provider.Endpoint) renewal {
 	ring, err := r.cfg.keys.promoted(b.now(), ep.AssertionTTL())
 	if err == nil {
-		err = writeKeyRing(ctx, b.storage, r.name, ring)
+		err = b.saveKeys(ctx, r, ring) // app.go: a connection's are its app's
 	}
 	if err != nil {
 		b.refreshLog.Warn("the next signing key worked but its promotion was not saved; it is tried again next time", "name", r.name, "error", err)
 		return r
 	}
 	cfg := r.cfg.withKeys(ring)
-	b.keysChanged(r.name, cfg)
+	if r.cfg.App == "" {
+		b.keysChanged(r.name, cfg)
+	}
 	b.refreshLog.Info("the provider refused the current signing key and accepted the next: the next key is now current",
 		"name", r.name, "key_id", ring.current.kid)
 	return r.withConfig(cfg)

@@ -13,7 +13,8 @@ import (
 )
 
 func pathApp(b *backend) []*framework.Path {
-	return []*framework.Path{
+	appName := &framework.FieldSchema{Type: framework.TypeString, Description: "Name of the app whose signing keys these are."}
+	return append(keyPaths(b, "app/(?P<name>[^/]+)/key", "app-key", appName, b.appKeys), []*framework.Path{
 		{
 			Pattern:      "app/?$",
 			DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "apps"},
@@ -37,7 +38,7 @@ func pathApp(b *backend) []*framework.Path {
 			HelpDescription: appConnectionsHelp,
 		},
 		{
-			Pattern:        "app/" + framework.GenericNameRegex("name"),
+			Pattern:        "app/" + framework.GenericNameRegex("name") + "$",
 			DisplayAttrs:   &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "app"},
 			Fields:         appFields,
 			ExistenceCheck: b.pathAppExists,
@@ -50,13 +51,15 @@ func pathApp(b *backend) []*framework.Path {
 			HelpSynopsis:    "An OAuth client shared by many connections (one chain each).",
 			HelpDescription: appHelp,
 		},
-	}
+	}...)
 }
 
 const appHelp = `
 An app is an OAuth client: a config without a chain. It takes every config
-field except refresh_token and the signing key's (private_key, generate_key,
-service_account_json, certificate, key_id). Its connections are configs that
+field except refresh_token (a connection's seed) and app. Its signing keys
+(private_key, generate_key, service_account_json) sign for every connection;
+app/<app>/key shows them, app/<app>/key/rotate and /promote rotate them, and
+jwks/app/<app> publishes them without a Vault token. Its connections are configs that
 name it (config/<name> app=<app>, or made by users through self/<app>/...):
 each holds only its chain and owner and uses the app's client, so rotating the
 app's client_secret, or changing its scopes, is one write for all of them.
@@ -73,11 +76,10 @@ connected it through self/, empty for one an operator made) and when it was
 connected, and by whom.
 `
 
-// appRefused are the config fields an app does not take: a chain's seed,
-// a connection's app, and the signing key's (an app's key is not supported
-// yet: signing keys stay with self-contained configs).
+// appRefused are the config fields an app does not take: a chain's seed
+// and a connection's app.
 func appRefused(f configField) bool {
-	return f.step == asSeed || f.step == asConnection || f.step == withKey
+	return f.step == asSeed || f.step == asConnection
 }
 
 // appFields are app/<app>'s schemas: the app's name, every config field an
@@ -128,13 +130,13 @@ func (b *backend) pathAppRead(ctx context.Context, req *logical.Request, d *fram
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	cfg, err := appEntries.load(ctx, req.Storage, app)
+	cfg, err := loadApp(ctx, req.Storage, app)
 	if err != nil || cfg == nil {
 		return nil, err
 	}
 	data := cfg.readFields(nil)
 	for _, f := range configFieldTable {
-		if appRefused(f) && f.step != withKey {
+		if appRefused(f) {
 			delete(data, cmp.Or(f.readAs, f.name)) // a chain's, not the client's
 		}
 	}
@@ -154,7 +156,7 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 		}
 	}
 	if len(refused) > 0 {
-		return logical.ErrorResponse("an app does not take %s: a seed refresh_token belongs to a connection (config/<name> app=%s refresh_token=...), and signing keys to a self-contained config; nothing was changed",
+		return logical.ErrorResponse("an app does not take %s: a seed refresh_token belongs to a connection (config/<name> app=%s refresh_token=...); nothing was changed",
 			strings.Join(refused, ", "), app), nil
 	}
 	if !b.WriteSafeReplicationState() {
@@ -177,7 +179,7 @@ func (b *backend) pathAppWrite(ctx context.Context, req *logical.Request, d *fra
 // writeApp applies d to app and stores it; old is the app before (nil: new).
 // Callers hold the app's lock. A refusal is a response; nothing is stored then.
 func (b *backend) writeApp(ctx context.Context, s logical.Storage, app string, d *framework.FieldData) (old, cfg *providerConfig, resp *logical.Response, err error) {
-	old, err = appEntries.load(ctx, s, app)
+	old, err = loadApp(ctx, s, app)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -207,9 +209,15 @@ func (b *backend) writeApp(ctx context.Context, s logical.Storage, app string, d
 				app, len(names)), nil
 		}
 	}
+	if old == nil || old.keys != cfg.keys {
+		if err := writeKeyRing(ctx, s, appKeyOwner(app), cfg.keys); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	if err := appEntries.save(ctx, s, app, cfg); err != nil {
 		return nil, nil, nil, err
 	}
+	b.keysChanged(appKeyOwner(app), cfg)
 	b.refreshLog.Info("app written", "app", app, "new", old == nil)
 	return old, cfg, nil, nil
 }
@@ -236,6 +244,10 @@ func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *fr
 	}
 	if err == nil {
 		err = appEntries.delete(ctx, req.Storage, app) // no connection is made after this (writeConnection)
+	}
+	if err == nil {
+		err = writeKeyRing(ctx, req.Storage, appKeyOwner(app), nil)
+		b.keysChanged(appKeyOwner(app), nil)
 	}
 	lock.Unlock()
 	if err != nil {

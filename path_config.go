@@ -145,7 +145,7 @@ func (b *backend) writeConnection(ctx context.Context, s logical.Storage, d *fra
 	defer appLock.Unlock()
 	cfg := old
 	if cfg == nil {
-		stored, err := appEntries.load(ctx, s, app)
+		stored, err := loadApp(ctx, s, app)
 		if err != nil {
 			return nil, err
 		}

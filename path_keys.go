@@ -23,40 +23,8 @@ const jwksPattern = "jwks/"
 
 func pathKeys(b *backend) []*framework.Path {
 	name := &framework.FieldSchema{Type: framework.TypeString, Description: "Name of the config whose signing keys these are."}
-	forward := func(cb framework.OperationFunc, summary string) framework.OperationHandler {
-		return &framework.PathOperation{Callback: cb, Summary: summary, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true}
-	}
-	return []*framework.Path{{
-		Pattern:      "key/(?P<name>[^/]+)/rotate$",
-		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationVerb: "rotate", OperationSuffix: "key"},
-		Fields: map[string]*framework.FieldSchema{
-			"name": name, "generate_key": configFields["generate_key"], "private_key": configFields["private_key"],
-			"certificate": configFields["certificate"], "key_id": configFields["key_id"],
-		},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.UpdateOperation: forward(b.pathKeyRotate, "Add a next signing key (generated or imported), published at once; promote makes it current."),
-		},
-		HelpSynopsis:    "Add the next signing key of a name.",
-		HelpDescription: rotateHelp,
-	}, {
-		Pattern:      "key/(?P<name>[^/]+)/promote$",
-		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationVerb: "promote", OperationSuffix: "key"},
-		Fields:       map[string]*framework.FieldSchema{"name": name},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.UpdateOperation: forward(b.pathKeyPromote, "Make the next signing key current; the previous one stays published for one assertion lifetime."),
-		},
-		HelpSynopsis:    "Make the next signing key current.",
-		HelpDescription: rotateHelp,
-	}, {
-		Pattern:      "key/(?P<name>[^/]+)$",
-		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "key"},
-		Fields:       map[string]*framework.FieldSchema{"name": name},
-		Operations: map[logical.Operation]framework.OperationHandler{
-			logical.ReadOperation: &framework.PathOperation{Callback: b.pathKeyRead, Summary: "Read the public part of a name's signing keys (never a private key)."},
-		},
-		HelpSynopsis:    "The public signing keys of a name: to register with the provider.",
-		HelpDescription: keyHelp,
-	}, {
+	paths := keyPaths(b, "key/(?P<name>[^/]+)", "key", name, b.configKeys)
+	return append(paths, &framework.Path{
 		Pattern:      jwksPattern + "(?P<name>[^/]+)$",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "jwks"},
 		Fields:       map[string]*framework.FieldSchema{"name": name},
@@ -65,7 +33,84 @@ func pathKeys(b *backend) []*framework.Path {
 		},
 		HelpSynopsis:    "A JWK Set of a name's public keys, for providers that fetch a client's keys.",
 		HelpDescription: jwksHelp,
+	}, &framework.Path{
+		Pattern:      jwksPattern + "app/(?P<name>[^/]+)$",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "app-jwks"},
+		Fields:       map[string]*framework.FieldSchema{"name": {Type: framework.TypeString, Description: "Name of the app."}},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{Callback: b.pathAppJWKSRead, Summary: "The app's public keys as a JWK Set (RFC 7517), without a Vault token."},
+		},
+		HelpSynopsis:    "A JWK Set of an app's public keys, for providers that fetch a client's keys.",
+		HelpDescription: jwksHelp,
+	})
+}
+
+// keyPaths are the read, rotate and promote paths of the signing keys that
+// holder finds from a request: at base (a config's key/<name>, an app's
+// app/<name>/key).
+func keyPaths(b *backend, base, suffix string, name *framework.FieldSchema, holder func(d *framework.FieldData) (keyHolder, error)) []*framework.Path {
+	forward := func(cb framework.OperationFunc, summary string) framework.OperationHandler {
+		return &framework.PathOperation{Callback: cb, Summary: summary, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true}
+	}
+	return []*framework.Path{{
+		Pattern:      base + "/rotate$",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationVerb: "rotate", OperationSuffix: suffix},
+		Fields: map[string]*framework.FieldSchema{
+			"name": name, "generate_key": configFields["generate_key"], "private_key": configFields["private_key"],
+			"certificate": configFields["certificate"], "key_id": configFields["key_id"],
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: forward(b.keyRotate(holder), "Add a next signing key (generated or imported), published at once; promote makes it current."),
+		},
+		HelpSynopsis:    "Add the next signing key.",
+		HelpDescription: rotateHelp,
+	}, {
+		Pattern:      base + "/promote$",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationVerb: "promote", OperationSuffix: suffix},
+		Fields:       map[string]*framework.FieldSchema{"name": name},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: forward(b.keyPromote(holder), "Make the next signing key current; the previous one stays published for one assertion lifetime."),
+		},
+		HelpSynopsis:    "Make the next signing key current.",
+		HelpDescription: rotateHelp,
+	}, {
+		Pattern:      base + "$",
+		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: suffix},
+		Fields:       map[string]*framework.FieldSchema{"name": name},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{Callback: b.keyRead(holder), Summary: "Read the public part of the signing keys (never a private key)."},
+		},
+		HelpSynopsis:    "The public signing keys: to register with the provider.",
+		HelpDescription: keyHelp,
 	}}
+}
+
+// keyHolder is what holds signing keys: a config, or an app (for every
+// connection of it).
+type keyHolder struct {
+	owner string      // the key entry's name: the config's, or appKeyOwner's
+	lock  *sync.Mutex // held while the keys change
+	load  func(ctx context.Context, s logical.Storage) (*providerConfig, error)
+	// changed republishes what depends on the keys once they are stored.
+	changed func(cfg *providerConfig, ring *keyRing)
+}
+
+// configKeys is the key holder of config/<name>.
+func (b *backend) configKeys(d *framework.FieldData) (keyHolder, error) {
+	name, err := nameField(d)
+	if err != nil {
+		return keyHolder{}, err
+	}
+	load := func(ctx context.Context, s logical.Storage) (*providerConfig, error) {
+		cfg, err := loadConfig(ctx, s, name)
+		if err == nil && cfg != nil && cfg.App != "" {
+			return nil, logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
+				"%q is a connection of app %q, whose keys sign for it: see app/%s/key", name, cfg.App, cfg.App))
+		}
+		return cfg, err
+	}
+	return keyHolder{owner: name, lock: b.lockFor(name), load: load,
+		changed: func(cfg *providerConfig, ring *keyRing) { b.replaceKeys(name, cfg, ring) }}, nil
 }
 
 const keyHelp = `
@@ -95,16 +140,23 @@ allows them: vault secrets tune -allowed-response-headers=ETag
 -passthrough-request-headers=If-None-Match <mount>.
 `
 
-// pathKeyRead shows the public part of name's keys.
-func (b *backend) pathKeyRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name, err := nameField(d)
-	if err != nil {
-		return logical.ErrorResponse(err.Error()), nil
+// keyRead shows the public part of a holder's keys.
+func (b *backend) keyRead(holder func(d *framework.FieldData) (keyHolder, error)) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		h, err := holder(d)
+		if err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		cfg, err := h.signing(ctx, req.Storage)
+		if err != nil {
+			return nil, err
+		}
+		return &logical.Response{Data: b.keyData(cfg)}, nil
 	}
-	cfg, err := loadSigningConfig(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
+}
+
+// keyData is what a key read shows of cfg's keys.
+func (b *backend) keyData(cfg *providerConfig) map[string]any {
 	data := cfg.keyFacts(cfg.keys.active(), "")
 	if next := cfg.keys.pending(); next != nil {
 		for k, v := range cfg.keyFacts(next, "next_") {
@@ -114,7 +166,7 @@ func (b *backend) pathKeyRead(ctx context.Context, req *logical.Request, d *fram
 	if prev := cfg.keys.previous; prev != nil && b.now().Before(cfg.keys.previousUntil) {
 		data["previous_key_id"], data["previous_published_until"] = prev.kid, timeOrEmpty(cfg.keys.previousUntil)
 	}
-	return &logical.Response{Data: data}, nil
+	return data
 }
 
 // keyFacts are k's public facts, each key prefixed.
@@ -134,15 +186,15 @@ func (c *providerConfig) keyFacts(k *signingKey, prefix string) map[string]any {
 	return out
 }
 
-// pathKeyRotate adds a next key.
-func (b *backend) pathKeyRotate(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.changeKeys(ctx, req, d, func(cfg *providerConfig, name string) (*keyRing, error) {
+// keyRotate adds a next key.
+func (b *backend) keyRotate(holder func(d *framework.FieldData) (keyHolder, error)) framework.OperationFunc {
+	return b.changeKeys(holder, func(d *framework.FieldData, cfg *providerConfig, owner string) (*keyRing, error) {
 		str := func(key string) string { s, _ := d.Raw[key].(string); return strings.TrimSpace(s) }
 		privatePEM, kind := str("private_key"), str("generate_key")
 		if privatePEM == "" && kind == "" {
 			return nil, fmt.Errorf("give generate_key or private_key: the next key")
 		}
-		k, err := cfg.makeKey(privatePEM, kind, str("key_id"), str("certificate"), name, b.now())
+		k, err := cfg.makeKey(privatePEM, kind, str("key_id"), str("certificate"), owner, b.now())
 		if err != nil {
 			return nil, err
 		}
@@ -153,47 +205,61 @@ func (b *backend) pathKeyRotate(ctx context.Context, req *logical.Request, d *fr
 		if ep := next.endpointWith(k); !slices.Contains(ep.AcceptedAlgorithms(), ep.SigningAlgorithm()) {
 			return nil, fmt.Errorf("provider %s does not accept %s signatures (it takes %v)", cfg.Provider, ep.SigningAlgorithm(), ep.AcceptedAlgorithms())
 		}
-		b.refreshLog.Info("next signing key added", "name", name, "key_id", k.kid)
+		b.refreshLog.Info("next signing key added", "name", owner, "key_id", k.kid)
 		return next.keys, nil
 	})
 }
 
-// pathKeyPromote makes the next key current.
-func (b *backend) pathKeyPromote(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	return b.changeKeys(ctx, req, d, func(cfg *providerConfig, name string) (*keyRing, error) {
+// keyPromote makes the next key current.
+func (b *backend) keyPromote(holder func(d *framework.FieldData) (keyHolder, error)) framework.OperationFunc {
+	return b.changeKeys(holder, func(_ *framework.FieldData, cfg *providerConfig, owner string) (*keyRing, error) {
 		ring, err := cfg.keys.promoted(b.now(), cfg.endpoint().AssertionTTL())
 		if err == nil {
-			b.refreshLog.Info("next signing key promoted by an operator", "name", name, "key_id", ring.current.kid)
+			b.refreshLog.Info("next signing key promoted by an operator", "name", owner, "key_id", ring.current.kid)
 		}
 		return ring, err
 	})
 }
 
-// changeKeys applies change to name's keys under its lock, stores and
+// changeKeys applies change to a holder's keys under its lock, stores and
 // publishes them, and answers with the key read.
-func (b *backend) changeKeys(ctx context.Context, req *logical.Request, d *framework.FieldData,
-	change func(cfg *providerConfig, name string) (*keyRing, error)) (*logical.Response, error) {
-	name, err := nameField(d)
-	if err != nil {
-		return logical.ErrorResponse(err.Error()), nil
+func (b *backend) changeKeys(holder func(d *framework.FieldData) (keyHolder, error),
+	change func(d *framework.FieldData, cfg *providerConfig, owner string) (*keyRing, error)) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		h, err := holder(d)
+		if err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		h.lock.Lock()
+		defer h.lock.Unlock()
+		cfg, err := h.signing(ctx, req.Storage)
+		if err != nil {
+			return nil, err
+		}
+		ring, err := change(d, cfg, h.owner)
+		if err != nil {
+			return logical.ErrorResponse(err.Error()), nil
+		}
+		if err := writeKeyRing(ctx, req.Storage, h.owner, ring); err != nil {
+			return nil, err
+		}
+		b.keysChanged(h.owner, cfg.withKeys(ring))
+		h.changed(cfg, ring)
+		return &logical.Response{Data: b.keyData(cfg.withKeys(ring))}, nil
 	}
-	lock := b.lockFor(name)
-	lock.Lock()
-	defer lock.Unlock()
-	cfg, err := loadSigningConfig(ctx, req.Storage, name)
+}
+
+// signing loads the holder's config with its keys; one without a signing
+// key is a 404.
+func (h keyHolder) signing(ctx context.Context, s logical.Storage) (*providerConfig, error) {
+	cfg, err := h.load(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	ring, err := change(cfg, name)
-	if err != nil {
-		return logical.ErrorResponse(err.Error()), nil
+	if cfg == nil || cfg.keys.active() == nil {
+		return nil, errNoKeys(h.owner)
 	}
-	if err := writeKeyRing(ctx, req.Storage, name, ring); err != nil {
-		return nil, err
-	}
-	b.keysChanged(name, cfg.withKeys(ring))
-	b.replaceKeys(name, cfg, ring)
-	return b.pathKeyRead(ctx, req, d)
+	return cfg, nil
 }
 
 // pathJWKSRead serves a name's published public keys as a raw JWK Set. It
@@ -210,6 +276,23 @@ func (b *backend) pathJWKSRead(ctx context.Context, req *logical.Request, d *fra
 	}
 	if doc == nil {
 		return nil, errNoKeys(name)
+	}
+	return doc.at(b.now()).response(req.Headers), nil
+}
+
+// pathAppJWKSRead serves an app's published public keys, as pathJWKSRead
+// a config's.
+func (b *backend) pathAppJWKSRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	app, _ := d.Raw["name"].(string)
+	if err := validAppName(app); err != nil {
+		return logical.ErrorResponse(err.Error()), nil
+	}
+	doc, err := b.jwks.get(ctx, req.Storage, appKeyOwner(app))
+	if err != nil {
+		return nil, err
+	}
+	if doc == nil {
+		return nil, errNoKeys(appKeyOwner(app))
 	}
 	return doc.at(b.now()).response(req.Headers), nil
 }
@@ -367,11 +450,21 @@ func (p *publishedJWKS) list(ctx context.Context, s logical.Storage) error {
 		return nil
 	}
 	names, err := s.List(ctx, keyPrefix)
+	if err == nil {
+		var apps []string // apps' keys, a folder below (appKeyOwner)
+		if apps, err = s.List(ctx, keyPrefix+appPrefix); err == nil {
+			for _, app := range apps {
+				names = append(names, appKeyOwner(app))
+			}
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("list signing keys: %w", err)
 	}
 	for _, name := range names {
-		p.docs.LoadOrStore(name, unencoded) // an entry stored since is newer
+		if !strings.HasSuffix(name, "/") {
+			p.docs.LoadOrStore(name, unencoded) // an entry stored since is newer
+		}
 	}
 	p.listed.Store(true)
 	return nil
@@ -383,7 +476,7 @@ func (p *publishedJWKS) load(ctx context.Context, s logical.Storage, name string
 		p.mu.Lock()
 		gen := p.gen
 		p.mu.Unlock()
-		cfg, err := loadConfig(ctx, s, name)
+		cfg, err := loadKeyHolder(ctx, s, name)
 		if err != nil {
 			return nil, err
 		}
@@ -438,7 +531,9 @@ func (p *publishedJWKS) changed(name string, cfg *providerConfig) {
 // secondary).
 func (p *publishedJWKS) invalidate(key string) {
 	name, isKey := strings.CutPrefix(key, keyPrefix)
-	if !isKey {
+	if !isKey && strings.HasPrefix(key, appPrefix) {
+		name = key // an app's keys are held under its entry's own key (appKeyOwner)
+	} else if !isKey {
 		var isConfig bool
 		if name, isConfig = strings.CutPrefix(key, configPrefix); !isConfig {
 			return
@@ -456,19 +551,18 @@ func (p *publishedJWKS) invalidate(key string) {
 // this node (cfg nil: deleted). Callers hold the name's lock.
 func (b *backend) keysChanged(name string, cfg *providerConfig) { b.jwks.changed(name, cfg) }
 
-func errNoKeys(name string) error {
-	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("%q has no signing key: write private_key, generate_key or service_account_json to config/%s", name, name))
+func errNoKeys(owner string) error {
+	if app, ok := strings.CutPrefix(owner, appPrefix); ok {
+		return logical.CodedError(http.StatusNotFound, fmt.Sprintf("app %q has no signing key: write private_key or generate_key to app/%s", app, app))
+	}
+	return logical.CodedError(http.StatusNotFound, fmt.Sprintf("%q has no signing key: write private_key, generate_key or service_account_json to config/%s", owner, owner))
 }
 
-// loadSigningConfig loads name's config with its keys; a name without a
-// signing key is a 404.
-func loadSigningConfig(ctx context.Context, s logical.Storage, name string) (*providerConfig, error) {
-	cfg, err := loadConfig(ctx, s, name)
-	if err != nil {
-		return nil, err
+// loadKeyHolder loads the config (or, for appKeyOwner's name, the app) whose
+// keys owner names, with its keys; nil when it has none.
+func loadKeyHolder(ctx context.Context, s logical.Storage, owner string) (*providerConfig, error) {
+	if app, ok := strings.CutPrefix(owner, appPrefix); ok {
+		return loadApp(ctx, s, app)
 	}
-	if cfg == nil || cfg.keys.active() == nil {
-		return nil, errNoKeys(name)
-	}
-	return cfg, nil
+	return loadConfig(ctx, s, owner)
 }
