@@ -98,15 +98,23 @@ var listFields = map[string]*framework.FieldSchema{
 	"limit": {Type: framework.TypeInt, Query: true, Description: fmt.Sprintf("Return at most this many names (1-%d); all when not given.", maxListLimit)},
 }
 
-// pathNamesList answers LIST config/ and LIST status/: the configured names, a page at a time.
-func (b *backend) pathNamesList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	after, _, err := field[string](d, "after")
-	if err != nil {
-		return logical.ErrorResponse(err.Error()), nil
+// pageFields are a paginated LIST's after and limit (0: no limit).
+func pageFields(d *framework.FieldData) (after string, limit int, err error) {
+	if after, _, err = field[string](d, "after"); err != nil {
+		return "", 0, err
 	}
 	limit, sent, err := field[int](d, "limit")
 	if err != nil || (sent && (limit < 1 || limit > maxListLimit)) {
-		return logical.ErrorResponse("limit must be between 1 and %d", maxListLimit), nil
+		return "", 0, fmt.Errorf("limit must be between 1 and %d", maxListLimit)
+	}
+	return after, limit, nil
+}
+
+// pathNamesList answers LIST config/ and LIST status/: the configured names, a page at a time.
+func (b *backend) pathNamesList(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	after, limit, err := pageFields(d)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
 	}
 	names, err := b.names.page(ctx, req.Storage, after, limit)
 	if err != nil {

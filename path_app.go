@@ -267,13 +267,9 @@ func (b *backend) pathAppConnectionsList(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	after, _, err := field[string](d, "after")
+	after, limit, err := pageFields(d)
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
-	}
-	limit, sent, err := field[int](d, "limit")
-	if err != nil || (sent && (limit < 1 || limit > maxListLimit)) {
-		return logical.ErrorResponse("limit must be between 1 and %d", maxListLimit), nil
 	}
 	names, err := listConnections(ctx, req.Storage, app)
 	if err != nil {

@@ -2,6 +2,8 @@ package tokenbroker
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -82,17 +84,27 @@ func (b *backend) pathAuthorizeCode(ctx context.Context, req *logical.Request, d
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	code, _, _ := field[string](d, "code")
-	state, _, _ := field[string](d, "state")
-	code, state = strings.TrimSpace(code), strings.TrimSpace(state)
-	if code == "" || state == "" {
-		return logical.ErrorResponse("code and state are required"), nil
-	}
-	if stateName(state) != name {
-		return logical.ErrorResponse("this state was not issued for %q; nothing was changed", name), nil
+	code, state, err := pastedCode(d, name)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
 	}
 	if err := b.finishAuthorization(ctx, req.Storage, name, state, codeAnswer{code: code, params: redirectParams(d)}); err != nil {
 		return nil, err
 	}
 	return &logical.Response{Data: map[string]any{"connected": true}}, nil
+}
+
+// pastedCode is a pasted code and its state, which must have been issued
+// for name's authorization.
+func pastedCode(d *framework.FieldData, name string) (code, state string, err error) {
+	code, _, _ = field[string](d, "code")
+	state, _, _ = field[string](d, "state")
+	code, state = strings.TrimSpace(code), strings.TrimSpace(state)
+	switch {
+	case code == "" || state == "":
+		return "", "", errors.New("code and state are required")
+	case stateName(state) != name:
+		return "", "", fmt.Errorf("this state was not issued for %q; nothing was changed", name)
+	}
+	return code, state, nil
 }

@@ -51,11 +51,17 @@ func (b *backend) pathDeviceStart(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
+	return deviceResponse(p), nil
+}
+
+// deviceResponse is what starting a device authorization answers: what the
+// user enters where, until when; never the device code.
+func deviceResponse(p *pendingDevice) *logical.Response {
 	return &logical.Response{Data: map[string]any{
 		"user_code":                 p.UserCode,
 		"verification_uri":          p.VerificationURI,
 		"verification_uri_complete": p.VerificationURIComplete,
 		"expires_at":                p.ExpiresAt.UTC().Format(time.RFC3339),
 		"interval":                  int64(p.Interval.Seconds()),
-	}}, nil
+	}}
 }

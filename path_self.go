@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -151,14 +150,9 @@ func (b *backend) pathSelfDevice(ctx context.Context, req *logical.Request, d *f
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: map[string]any{
-		"user_code":                 p.UserCode,
-		"verification_uri":          p.VerificationURI,
-		"verification_uri_complete": p.VerificationURIComplete,
-		"expires_at":                p.ExpiresAt.UTC().Format(time.RFC3339),
-		"interval":                  int64(p.Interval.Seconds()),
-		"connection":                name,
-	}}, nil
+	resp := deviceResponse(p)
+	resp.Data["connection"] = name
+	return resp, nil
 }
 
 func (b *backend) pathSelfCode(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -166,14 +160,9 @@ func (b *backend) pathSelfCode(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return nil, err
 	}
-	code, _, _ := field[string](d, "code")
-	state, _, _ := field[string](d, "state")
-	code, state = strings.TrimSpace(code), strings.TrimSpace(state)
-	if code == "" || state == "" {
-		return logical.ErrorResponse("code and state are required"), nil
-	}
-	if stateName(state) != name {
-		return logical.ErrorResponse("this state was not issued for your connection of this app; nothing was changed"), nil
+	code, state, err := pastedCode(d, name)
+	if err != nil {
+		return logical.ErrorResponse(err.Error()), nil
 	}
 	if err := b.finishAuthorization(ctx, req.Storage, name, state, codeAnswer{code: code, params: redirectParams(d)}); err != nil {
 		return nil, err
