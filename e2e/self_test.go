@@ -384,6 +384,18 @@ func TestSelfConnections(t *testing.T) {
 	})
 
 	step("alice disconnects: the refresh token is revoked at the OP, the connection deleted", func(t *testing.T) {
+		// Rotate the chain first (an operator evicts the cached token; the
+		// next read refreshes), so the disconnect must revoke the current
+		// refresh token, not the first one.
+		v.Must("delete", mountPath+"/creds/"+conn(alice, app))
+		if rotated := selfToken(t, alice, app); rotated == aliceToken {
+			t.Fatal("alice's token did not rotate after the eviction")
+		} else {
+			aliceToken = rotated
+		}
+		if g := vaultData(v, "read", mountPath+"/status/"+conn(alice, app))["last_grant"]; g != "refresh_token" {
+			t.Fatalf("last_grant = %v after the rotation, want refresh_token", g)
+		}
 		if !op.Active(opWebClient, aliceToken) {
 			t.Fatal("alice's access token is inactive before the disconnect")
 		}
