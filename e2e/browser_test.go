@@ -52,8 +52,10 @@ func TestBrowserAuthorization(t *testing.T) {
 		authURL, _ := authorize("team-a-crm")
 		landed, title, message := browser.SignIn(authURL)
 		if !strings.HasPrefix(landed, callback+"?") || title != "team-a-crm connected" ||
-			message != "team-a-crm connected; you can close this window." {
-			t.Fatalf("after signing in: page %s says %q / %q, want Vault's callback saying team-a-crm connected", redactQuery(landed), title, message)
+			message != "team-a-crm connected to the account subject "+opUser+"; you can close this window." {
+			// The scopes hold no email: the account is named by its subject (userinfo's sub).
+			t.Fatalf("after signing in: page %s says %q / %q, want Vault's callback saying team-a-crm connected to the account subject %s",
+				redactQuery(landed), title, message, opUser)
 		}
 		usedCallback = landed
 		first = creds("team-a-crm")

@@ -127,14 +127,32 @@ func (b *Browser) page(what string) (landed, title, message string) {
 // #message (Vault's callback page has both).
 func (b *Browser) SignIn(authURL string) (landed, title, message string) {
 	b.t.Helper()
-	b.Do("sign in at the provider",
-		chromedp.Navigate(authURL),
-		chromedp.WaitVisible(chromedp.ID("username")),
-		chromedp.SendKeys(chromedp.ID("username"), opUser),
-		chromedp.SendKeys(chromedp.ID("password"), opPassword),
+	landed, title, message, _ = b.SignInAs(authURL, opUser, opPassword)
+	return landed, title, message
+}
+
+// SignInAs is SignIn as the OP's user with password; it also returns the HTTP
+// status of the page the OP's redirects end on (0 when Chromium saw none).
+func (b *Browser) SignInAs(authURL, user, password string) (landed, title, message string, status int) {
+	b.t.Helper()
+	what := "sign in at the provider as " + user
+	b.Do(what, chromedp.Navigate(authURL), chromedp.WaitVisible(chromedp.ID("username")))
+	ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+	defer cancel()
+	resp, err := chromedp.RunResponse(ctx,
+		chromedp.SendKeys(chromedp.ID("username"), user),
+		chromedp.SendKeys(chromedp.ID("password"), password),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
 	)
-	return b.page("the page after signing in")
+	if err != nil {
+		b.screenshot(what)
+		b.t.Fatalf("browser: %s: %v", what, err)
+	}
+	if resp != nil {
+		status = int(resp.Status)
+	}
+	landed, title, message = b.page("the page after signing in as " + user)
+	return landed, title, message, status
 }
 
 // Open opens u and returns the page's #title and #message.

@@ -123,9 +123,9 @@ func TestBrowserAuthorizationFormPost(t *testing.T) {
 			t.Fatalf("authorization URL %s: want response_mode=form_post", redactQuery(authURL))
 		}
 		landed, title, message := browser.SignIn(authURL)
-		if landed != callback || title != "fp connected" || message != "fp connected; you can close this window." {
-			t.Fatalf("after signing in: page %s says %q / %q, want Vault's callback, without a query, saying fp connected",
-				redactQuery(landed), title, message)
+		if landed != callback || title != "fp connected" || message != "fp connected to the account subject "+opUser+"; you can close this window." {
+			t.Fatalf("after signing in: page %s says %q / %q, want Vault's callback, without a query, saying fp connected to the account subject %s",
+				redactQuery(landed), title, message, opUser)
 		}
 		forms := posted.all()
 		if len(forms) != 1 || forms[0].Get("state") != issued || forms[0].Get("code") == "" {

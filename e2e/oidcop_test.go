@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,11 +28,16 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
-// The OP's user and clients. The user's id equals its name, so tokens of
-// both flows name a subject the OP's introspection finds.
+// The OP's users and clients. A user's id equals its name, so tokens of
+// both flows name a subject the OP's introspection finds. alice is the user
+// the single-user tests sign in as; bob is a second account (self_test.go).
 const (
 	opUser         = "alice"
 	opPassword     = "alice-password-7d1e"
+	opUserEmail    = "alice@example.com"
+	opBob          = "bob"
+	opBobPassword  = "bob-password-3c8a"
+	opBobEmail     = "bob@example.org"
 	opWebClient    = "vault-web"
 	opDeviceClient = "vault-device"
 	opClientSecret = "op-client-secret-4b9f"
@@ -39,9 +45,29 @@ const (
 
 // OP is a running zitadel example OpenID provider.
 type OP struct {
-	t      *testing.T
-	Issuer string // http://127.0.0.1:port/
-	srv    *http.Server
+	t       *testing.T
+	Issuer  string // http://127.0.0.1:port/
+	srv     *http.Server
+	revoked *revocations
+}
+
+// Revocation is one token the OP's revocation endpoint (RFC 7009) ended.
+type Revocation struct {
+	Subject, Client string
+	Refresh         bool // a live refresh token (the example storage then ends its access token too)
+}
+
+// revocations records what the OP revoked, for the tests to check.
+type revocations struct {
+	mu   sync.Mutex
+	list []Revocation
+}
+
+// Revocations are the tokens the OP has revoked so far, oldest first.
+func (o *OP) Revocations() []Revocation {
+	o.revoked.mu.Lock()
+	defer o.revoked.mu.Unlock()
+	return append([]Revocation(nil), o.revoked.list...)
 }
 
 // StartOP starts the OP on a free loopback port. The web client (code flow,
@@ -55,8 +81,12 @@ func StartOP(t *testing.T, redirectURIs ...string) *OP {
 	}
 	issuer := fmt.Sprintf("http://%s/", ln.Addr())
 	users := filepath.Join(t.TempDir(), "users.json")
-	data, _ := json.Marshal(map[string]map[string]any{opUser: {"ID": opUser, "Username": opUser, "Password": opPassword,
-		"FirstName": "Alice", "LastName": "Tester", "Email": "alice@example.com", "EmailVerified": true}})
+	data, _ := json.Marshal(map[string]map[string]any{
+		opUser: {"ID": opUser, "Username": opUser, "Password": opPassword,
+			"FirstName": "Alice", "LastName": "Tester", "Email": opUserEmail, "EmailVerified": true},
+		opBob: {"ID": opBob, "Username": opBob, "Password": opBobPassword,
+			"FirstName": "Bob", "LastName": "Tester", "Email": opBobEmail, "EmailVerified": true},
+	})
 	if err := os.WriteFile(users, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +98,10 @@ func StartOP(t *testing.T, redirectURIs ...string) *OP {
 		opWebClient:    storage.WebClient(opWebClient, opClientSecret, redirectURIs...),
 		opDeviceClient: storage.DeviceClient(opDeviceClient, opClientSecret),
 	}
-	store := deviceRefreshStorage{storage.NewStorageWithClients(userStore, clients)}
-	o := &OP{t: t, Issuer: issuer, srv: &http.Server{Handler: exampleop.SetupServer(issuer, store, nil, false), ReadHeaderTimeout: 10 * time.Second}}
+	revoked := &revocations{}
+	store := deviceRefreshStorage{storage.NewStorageWithClients(userStore, clients), revoked}
+	o := &OP{t: t, Issuer: issuer, revoked: revoked,
+		srv: &http.Server{Handler: exampleop.SetupServer(issuer, store, nil, false), ReadHeaderTimeout: 10 * time.Second}}
 	go func() { _ = o.srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -80,8 +112,26 @@ func StartOP(t *testing.T, redirectURIs ...string) *OP {
 }
 
 // deviceRefreshStorage gives the example's device client the refresh grant
-// too, so a device-authorized chain can rotate like a browser-authorized one.
-type deviceRefreshStorage struct{ *storage.Storage }
+// too, so a device-authorized chain can rotate like a browser-authorized one,
+// and records the tokens the OP revokes.
+type deviceRefreshStorage struct {
+	*storage.Storage
+	revoked *revocations
+}
+
+// RevokeToken records a revocation the example storage carried out. The
+// revocation endpoint passes a refresh token's id (equal to the token in the
+// example storage) after finding it, or an access token's id.
+func (s deviceRefreshStorage) RevokeToken(ctx context.Context, tokenIDOrToken, userID, clientID string) *oidc.Error {
+	_, _, notRefresh := s.Storage.GetRefreshTokenInfo(ctx, clientID, tokenIDOrToken)
+	if err := s.Storage.RevokeToken(ctx, tokenIDOrToken, userID, clientID); err != nil {
+		return err
+	}
+	s.revoked.mu.Lock()
+	defer s.revoked.mu.Unlock()
+	s.revoked.list = append(s.revoked.list, Revocation{Subject: userID, Client: clientID, Refresh: notRefresh == nil})
+	return nil
+}
 
 func (s deviceRefreshStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	c, err := s.Storage.GetClientByClientID(ctx, id)
@@ -117,15 +167,27 @@ func (c refreshingClient) GrantTypes() []oidc.GrantType {
 // active, authenticating as client.
 func (o *OP) Active(client, token string) bool {
 	o.t.Helper()
+	return o.Introspect(client, token).Active
+}
+
+// Introspection is what the OP's introspection endpoint says of a token.
+type Introspection struct {
+	Active  bool   `json:"active"`
+	Subject string `json:"sub"` // the user's id (its name here); with the openid scope
+	Email   string `json:"email"`
+}
+
+// Introspect asks the OP's introspection endpoint (RFC 7662) about token,
+// authenticating as client.
+func (o *OP) Introspect(client, token string) Introspection {
+	o.t.Helper()
 	resp := o.post("oauth/introspect", client, url.Values{"token": {token}})
 	defer resp.Body.Close()
-	var out struct {
-		Active bool `json:"active"`
-	}
+	var out Introspection
 	if resp.StatusCode != 200 || json.NewDecoder(resp.Body).Decode(&out) != nil {
 		o.t.Fatalf("introspection answered HTTP %d", resp.StatusCode)
 	}
-	return out.Active
+	return out
 }
 
 // post sends form to the OP's path, authenticating as client with HTTP Basic.
@@ -134,7 +196,7 @@ func (o *OP) post(path, client string, form url.Values) *http.Response {
 	req, _ := http.NewRequest(http.MethodPost, o.Issuer+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(client, opClientSecret)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		o.t.Fatalf("POST %s: %v", path, err)
 	}
