@@ -179,20 +179,26 @@ func accountLabel(acct provider.Account) string {
 // revokeUnkept revokes, best effort, a token obtained and not kept (RFC
 // 7009): the grant the user gave is not left live at the provider.
 func (b *backend) revokeUnkept(ctx context.Context, r renewal, tok obtained) {
+	if tok.RefreshToken != "" {
+		b.revokeQuietly(ctx, r, tok.RefreshToken, provider.HintRefreshToken, "a refresh token obtained and not kept")
+	} else {
+		b.revokeQuietly(ctx, r, tok.AccessToken, provider.HintAccessToken, "an access token obtained and not kept")
+	}
+}
+
+// revokeQuietly revokes token (what) at r's revocation endpoint, if it has
+// one; a failure is logged: the token was already given up here.
+func (b *backend) revokeQuietly(ctx context.Context, r renewal, token string, hint provider.TokenTypeHint, what string) {
 	ep := r.endpoint()
 	url := ep.EffectiveRevocationURL()
 	if url == "" {
 		return
 	}
-	token, hint := tok.RefreshToken, provider.HintRefreshToken
-	if token == "" {
-		token, hint = tok.AccessToken, provider.HintAccessToken
-	}
 	err := b.send(ctx, r.request(requestRevocation, url), func(ctx context.Context, c *provider.Client) error {
 		return c.RevokeToken(ctx, ep, token, hint)
 	})
 	if err != nil {
-		b.refreshLog.Warn("a token obtained and not kept could not be revoked at the provider", "name", r.name, "error", err)
+		b.refreshLog.Warn("could not revoke "+what+" at the provider", "name", r.name, "error", err)
 	}
 }
 

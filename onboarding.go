@@ -350,6 +350,11 @@ func (b *backend) connect(ctx context.Context, r renewal, tok obtained, conn con
 	if _, err := b.persist(ctx, name, next); err != nil {
 		return fmt.Errorf("%s is connected, but: %w", name, err)
 	}
+	if old := r.snap.state; old != nil && old.RefreshToken != "" && old.RefreshToken != st.RefreshToken {
+		// The replaced chain's grant is not left live at the provider, now
+		// that the new chain is stored (identity.go).
+		b.revokeQuietly(ctx, r, old.RefreshToken, provider.HintRefreshToken, "the replaced chain's refresh token")
+	}
 	return nil
 }
 

@@ -300,3 +300,21 @@ func TestSelfAppDeletedWhileConnecting(t *testing.T) {
 		t.Errorf("a connection of a deleted app was stored: %+v", stored)
 	}
 }
+
+// TestReconnectRevokesTheReplacedChain: connecting again replaces the chain
+// and, once the new one is stored, revokes the old refresh token at the
+// provider, so no grant is left live without a holder.
+func TestReconnectRevokesTheReplacedChain(t *testing.T) {
+	e := newEnv(t)
+	e.userApp("mail", nil)
+	e.connectSelf(entityA, "mail", accountA, emailA)
+	name := selfName("mail", entityA)
+	old := e.storedState(name).RefreshToken
+	e.connectSelf(entityA, "mail", accountA, emailA)
+	if now := e.storedState(name).RefreshToken; now == old || now == "" {
+		t.Fatalf("refresh token after reconnecting = %q, want a new one", now)
+	}
+	if !e.fake.RefreshTokenRevoked(old) {
+		t.Error("the replaced chain's refresh token is still live at the provider")
+	}
+}
