@@ -135,7 +135,11 @@ func (s *Server) Respond(rawURL string) (*AuthorizationResponse, error) {
 	s.user.mu.Lock()
 	deny := s.user.deny
 	s.user.mu.Unlock()
-	return s.answerAuthorization(q, s.approvingAccount(q.Get("login_hint")), deny), nil
+	denial := ""
+	if deny {
+		denial = "The user denied the request <b>politely</b>" // HTML, for tests of escaping
+	}
+	return s.answerAuthorization(q, s.approvingAccount(q.Get("login_hint")), denial), nil
 }
 
 // checkAuthorization checks the authorization request q as Respond
@@ -164,17 +168,18 @@ func (s *Server) checkAuthorization(q url.Values) error {
 }
 
 // answerAuthorization is the answer to q, a request checkAuthorization
-// passed: a code issued for account, or error=access_denied when deny.
-func (s *Server) answerAuthorization(q url.Values, account string, deny bool) *AuthorizationResponse {
+// passed: a code issued for account or, with a denial (the
+// error_description), error=access_denied.
+func (s *Server) answerAuthorization(q url.Values, account, denial string) *AuthorizationResponse {
 	client, redirect := q.Get("client_id"), q.Get("redirect_uri")
 	answer := url.Values{}
 	if q.Has("state") {
 		answer.Set("state", q.Get("state"))
 	}
 	s.user.mu.Lock()
-	if deny {
+	if denial != "" {
 		answer.Set("error", "access_denied")
-		answer.Set("error_description", "The user denied the request <b>politely</b>")
+		answer.Set("error_description", denial)
 	} else {
 		code := newToken("code_")
 		s.user.codes[code] = &codeRecord{client: client, redirectURI: redirect, challenge: q.Get("code_challenge"),

@@ -147,7 +147,11 @@ func (s *Server) consentDecide(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logf("fakeprovider: consent page: %s for client %q", decision, params.Get("client_id"))
-	writeAuthorizationAnswer(w, r, s.answerAuthorization(params, account, decision == consentDeny), http.StatusSeeOther)
+	denial := ""
+	if decision == consentDeny {
+		denial = "The user clicked Deny on the consent page"
+	}
+	writeAuthorizationAnswer(w, r, s.answerAuthorization(params, account, denial), http.StatusSeeOther)
 }
 
 // consentAccountFor is the sub of the account a person entered on the

@@ -191,8 +191,8 @@ func TestConsentPageDecision(t *testing.T) {
 				t.Fatalf("answer state: got %q, want %q", got.Get("state"), params.Get("state"))
 			}
 			if c.denied {
-				if got.Get("error") != "access_denied" || got.Has("code") || codes(s) != 0 {
-					t.Fatalf("answer: got %v (%d codes), want error=access_denied and no code", got, codes(s))
+				if got.Get("error") != "access_denied" || !strings.Contains(got.Get("error_description"), "Deny") || got.Has("code") || codes(s) != 0 {
+					t.Fatalf("answer: got %v (%d codes), want error=access_denied (Deny) and no code", got, codes(s))
 				}
 				return
 			}
