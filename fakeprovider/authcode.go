@@ -2,7 +2,8 @@ package fakeprovider
 
 // A user's authorization, as a strict authorization server sees it: the
 // authorization endpoint (RFC 6749 §4.1.1, played by Respond and Authorize as
-// a user who approves), answering in the query (RFC 6749 §4.1.2) or, for
+// a user who approves, or by a person on the consent page, consent.go),
+// answering in the query (RFC 6749 §4.1.2) or, for
 // response_mode=form_post, with a page that POSTs the answer (OAuth 2.0 Form
 // Post Response Mode); the code's redemption with PKCE (RFC 6749 §4.1.3,
 // RFC 7636 §4.6), the device flow (device.go) and the discovery document
@@ -72,7 +73,8 @@ func (s *Server) registerUserFlows(mux *http.ServeMux) {
 }
 
 // SetDenyAuthorizations makes Authorize (and GET /oauth2/authorize) play a
-// user who refuses: the redirect carries error=access_denied.
+// user who refuses: the redirect carries error=access_denied. On the consent
+// page (Options.ConsentPage) the person's button decides instead.
 func (s *Server) SetDenyAuthorizations(deny bool) {
 	s.user.mu.Lock()
 	defer s.user.mu.Unlock()
@@ -127,6 +129,22 @@ func (s *Server) Respond(rawURL string) (*AuthorizationResponse, error) {
 		return nil, err
 	}
 	q := u.Query()
+	if err := s.checkAuthorization(q); err != nil {
+		return nil, err
+	}
+	s.user.mu.Lock()
+	deny := s.user.deny
+	s.user.mu.Unlock()
+	denial := ""
+	if deny {
+		denial = "The user denied the request <b>politely</b>" // HTML, for tests of escaping
+	}
+	return s.answerAuthorization(q, s.approvingAccount(q.Get("login_hint")), denial), nil
+}
+
+// checkAuthorization checks the authorization request q as Respond
+// describes; nothing is issued.
+func (s *Server) checkAuthorization(q url.Values) error {
 	client, redirect, mode := q.Get("client_id"), q.Get("redirect_uri"), q.Get("response_mode")
 	s.mu.Lock()
 	_, known := s.clients[client]
@@ -134,27 +152,34 @@ func (s *Server) Respond(rawURL string) (*AuthorizationResponse, error) {
 	back, err := url.Parse(redirect)
 	switch {
 	case q.Get("response_type") != "code":
-		return nil, errors.New("response_type must be code")
+		return errors.New("response_type must be code")
 	case !known:
-		return nil, fmt.Errorf("unknown client_id %q", client)
+		return fmt.Errorf("unknown client_id %q", client)
 	case err != nil || back.Fragment != "" || !(back.Scheme == "https" || back.Scheme == "http" && loopback(back.Hostname())):
-		return nil, fmt.Errorf("redirect_uri %q is not an https (or loopback http) URL", redirect)
+		return fmt.Errorf("redirect_uri %q is not an https (or loopback http) URL", redirect)
 	case q.Has("code_challenge") && q.Get("code_challenge_method") != "S256":
-		return nil, errors.New("code_challenge_method must be S256")
+		return errors.New("code_challenge_method must be S256")
 	case q.Has("code_challenge") && len(q.Get("code_challenge")) != 43:
-		return nil, errors.New("code_challenge must be 43 base64url characters")
+		return errors.New("code_challenge must be 43 base64url characters")
 	case q.Has("response_mode") && mode != responseModeQuery && mode != responseModeFormPost:
-		return nil, fmt.Errorf("unsupported response_mode %q (query or form_post)", mode)
+		return fmt.Errorf("unsupported response_mode %q (query or form_post)", mode)
 	}
-	account := s.approvingAccount(q.Get("login_hint"))
+	return nil
+}
+
+// answerAuthorization is the answer to q, a request checkAuthorization
+// passed: a code issued for account or, with a denial (the
+// error_description), error=access_denied.
+func (s *Server) answerAuthorization(q url.Values, account, denial string) *AuthorizationResponse {
+	client, redirect := q.Get("client_id"), q.Get("redirect_uri")
 	answer := url.Values{}
 	if q.Has("state") {
 		answer.Set("state", q.Get("state"))
 	}
 	s.user.mu.Lock()
-	if s.user.deny {
+	if denial != "" {
 		answer.Set("error", "access_denied")
-		answer.Set("error_description", "The user denied the request <b>politely</b>")
+		answer.Set("error_description", denial)
 	} else {
 		code := newToken("code_")
 		s.user.codes[code] = &codeRecord{client: client, redirectURI: redirect, challenge: q.Get("code_challenge"),
@@ -162,7 +187,7 @@ func (s *Server) Respond(rawURL string) (*AuthorizationResponse, error) {
 		answer.Set("code", code)
 	}
 	s.user.mu.Unlock()
-	return &AuthorizationResponse{RedirectURI: redirect, Params: answer, FormPost: mode == responseModeFormPost}, nil
+	return &AuthorizationResponse{RedirectURI: redirect, Params: answer, FormPost: q.Get("response_mode") == responseModeFormPost}
 }
 
 // Authorize is Respond for a request answered in the query: it returns the
@@ -187,15 +212,26 @@ func loopback(host string) bool {
 // handleAuthorize serves GET /oauth2/authorize as a browser sees it after
 // the user approved: Respond, then a 302 to the redirect, or for form_post a
 // page that POSTs the answer to redirect_uri as soon as it loads. A refused
-// request is a 400 that redirects nowhere.
+// request is a 400 that redirects nowhere. With Options.ConsentPage the
+// user's decision is a page instead (consent.go).
 func (s *Server) handleAuthorize(w http.ResponseWriter, r *http.Request) {
+	if s.opts.ConsentPage {
+		s.handleConsent(w, r)
+		return
+	}
 	answer, err := s.Respond(r.URL.String())
 	if err != nil {
 		http.Error(w, "fakeprovider: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	writeAuthorizationAnswer(w, r, answer, http.StatusFound)
+}
+
+// writeAuthorizationAnswer sends the browser back with answer: a redirect
+// with status, or for form_post a page that POSTs the answer on load.
+func writeAuthorizationAnswer(w http.ResponseWriter, r *http.Request, answer *AuthorizationResponse, status int) {
 	if !answer.FormPost {
-		http.Redirect(w, r, answer.URL(), http.StatusFound)
+		http.Redirect(w, r, answer.URL(), status)
 		return
 	}
 	var page bytes.Buffer

@@ -11,7 +11,8 @@
 //
 // plus a user's authorization for oauth2 (authcode.go, device.go): GET
 // /oauth2/authorize (Server.Authorize plays the approving user; with
-// SetDenyAuthorizations, the refusing one), grant_type=authorization_code at
+// SetDenyAuthorizations, the refusing one; with Options.ConsentPage a
+// browser gets a page where a person approves or denies, consent.go), grant_type=authorization_code at
 // /oauth2/token (single-use codes, same redirect_uri, PKCE S256 checked),
 // POST /oauth2/device_authorization and the device_code grant (ApproveDevice,
 // DenyDevice; slow_down when polled faster than the interval), and the

@@ -32,6 +32,11 @@ type Options struct {
 	// Now is the clock used for issue times and expiry checks, so tests can
 	// run expiry scenarios without sleeping; default time.Now.
 	Now func() time.Time
+	// ConsentPage makes a GET of the authorization endpoint answer an HTML
+	// page where a person picks the account and approves or denies, in a
+	// POST back to the endpoint (consent.go), instead of approving at once
+	// as the SetAccount account. Respond and Authorize are unchanged.
+	ConsentPage bool
 	// Logf, when set, receives one line per token request (dialect, endpoint,
 	// grant, outcome) and the HTTP server's own errors. It never receives a
 	// secret or a token.

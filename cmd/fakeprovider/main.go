@@ -9,6 +9,14 @@
 // request to stderr (never a secret or a token), and serves until SIGINT or
 // SIGTERM.
 //
+// For trying the user flows by hand in a browser:
+//
+//	-consent-page                         GET /oauth2/authorize answers a page where a person
+//	                                      picks the account (email) and approves or denies
+//	                                      (default off: the request is approved at once)
+//	-account-email demo@example.test      the email of the account that approves by default
+//	                                      (sub fake-user-1; default user1@example.test)
+//
 // Flags also set the fake's strictness switches (see package fakeprovider):
 //
 //	-echo360-encoding form|query|either   where echo360 reads its parameters (default form)
@@ -60,6 +68,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		apiKey   = fs.String("api-key", "demo-api-key", "demo api.video API key")
 		caOut    = fs.String("ca-out", "", "write the CA certificate (PEM) to this file (with -tls)")
 		addrOut  = fs.String("addr-out", "", "write the base URL to this file once listening")
+		consent  = fs.Bool("consent-page", false, "GET /oauth2/authorize answers an HTML consent page (account, Approve / Deny) instead of approving at once")
+		email    = fs.String("account-email", fakeprovider.DefaultAccountEmail, "email of the account that approves by default (sub "+fakeprovider.DefaultAccountSubject+")")
 
 		echoEnc     fakeprovider.Echo360Encoding
 		expiryField fakeprovider.RefreshExpiryField
@@ -91,12 +101,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	logger := log.New(stderr, "", log.LstdFlags)
 	srv := fakeprovider.New(fakeprovider.Options{
-		TLS:      *useTLS,
-		Lifetime: *lifetime,
-		Latency:  *latency,
-		Addr:     *addr,
-		Logf:     logger.Printf,
+		TLS:         *useTLS,
+		Lifetime:    *lifetime,
+		Latency:     *latency,
+		Addr:        *addr,
+		ConsentPage: *consent,
+		Logf:        logger.Printf,
 	})
+	srv.SetAccount(fakeprovider.DefaultAccountSubject, *email)
 	srv.AddClient(*clientID, *secret)
 	srv.AddAPIKey(*apiKey)
 	srv.SetEcho360Encoding(echoEnc)

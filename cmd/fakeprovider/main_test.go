@@ -242,3 +242,46 @@ func TestRunBadFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestRunConsentPage: -consent-page makes a browser's GET of the
+// authorization endpoint a page, prefilled with -account-email; without it
+// the request is approved at once.
+func TestRunConsentPage(t *testing.T) {
+	auth := "/oauth2/authorize?" + url.Values{"response_type": {"code"}, "client_id": {"demo-client"},
+		"redirect_uri": {"http://127.0.0.1:8200/v1/tokenbroker/callback"}, "state": {"st"}}.Encode()
+	for _, tc := range []struct {
+		name       string
+		args       []string
+		wantStatus int
+		wantBody   string // in the page; "" for a redirect
+	}{
+		{"default: approved at once", nil, http.StatusFound, ""},
+		{"-consent-page: the page", []string{"-consent-page"}, http.StatusOK, `value="user1@example.test"`},
+		{"-consent-page -account-email: the page, prefilled", []string{"-consent-page", "-account-email", "demo-user@example.test"},
+			http.StatusOK, `value="demo-user@example.test"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runCommand(t, "", tc.args...)
+			defer r.stop(t)
+			r.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			resp, err := r.client.Get(r.base + auth)
+			if err != nil {
+				t.Fatalf("GET authorize: got %v, want a response", err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got, want := resp.StatusCode, tc.wantStatus; got != want {
+				t.Fatalf("GET authorize: got %d %s, want %d", got, b, want)
+			}
+			if tc.wantBody == "" {
+				if got := resp.Header.Get("Location"); !strings.Contains(got, "code=") {
+					t.Errorf("Location: got %q, want the redirect with a code", got)
+				}
+				return
+			}
+			if !strings.Contains(string(b), tc.wantBody) || !strings.Contains(string(b), ">Approve</button>") {
+				t.Errorf("page: got %s, want %s and an Approve button", b, tc.wantBody)
+			}
+		})
+	}
+}
