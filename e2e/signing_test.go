@@ -169,6 +169,9 @@ func TestKeyRotationThroughVault(t *testing.T) {
 		return v.keyRead("okta")["key_id"] == again["next_key_id"]
 	})
 	pause()
+	// At least 20 reads across the rotations, however slow the machine runs
+	// the CLI (each read is a vault process).
+	eventually(t, 60*time.Second, 100*time.Millisecond, "20 reads", func() bool { return reads.Load() >= 20 })
 	close(stop)
 	<-done
 	failed.Range(func(_, r any) bool { t.Errorf("a read failed: %s", r); return true })
