@@ -29,8 +29,6 @@ const (
 	maxAppName = 64
 )
 
-var appEntries = entryKind[providerConfig]{appPrefix, "app"}
-
 // connectionRef is an app's index entry for one of its connections.
 type connectionRef struct {
 	Owner string `json:"owner,omitempty"`
@@ -105,12 +103,8 @@ func connectionEntry(app, owner string) *providerConfig {
 // saveConnection stores connection name of app, owned by owner, with its
 // index entry (the index first: a connection is never unlisted).
 func (b *backend) saveConnection(ctx context.Context, s logical.Storage, name, app, owner string) error {
-	entry, err := logical.StorageEntryJSON(connectionIndexPrefix+app+"/"+name, connectionRef{Owner: owner})
-	if err == nil {
-		err = s.Put(ctx, entry)
-	}
-	if err != nil {
-		return fmt.Errorf("index connection %q of app %q: %w", name, app, err)
+	if err := connectionRefs.save(ctx, s, app+"/"+name, &connectionRef{Owner: owner}); err != nil {
+		return err
 	}
 	if err := configEntries.save(ctx, s, name, connectionEntry(app, owner)); err != nil {
 		return err
@@ -121,17 +115,14 @@ func (b *backend) saveConnection(ctx context.Context, s logical.Storage, name, a
 
 // unindexConnection drops name from app's connections.
 func unindexConnection(ctx context.Context, s logical.Storage, app, name string) error {
-	if err := s.Delete(ctx, connectionIndexPrefix+app+"/"+name); err != nil {
-		return fmt.Errorf("unindex connection %q of app %q: %w", name, app, err)
-	}
-	return nil
+	return connectionRefs.delete(ctx, s, app+"/"+name)
 }
 
 // listConnections is the sorted names of app's connections.
 func listConnections(ctx context.Context, s logical.Storage, app string) ([]string, error) {
-	names, err := s.List(ctx, connectionIndexPrefix+app+"/")
+	names, err := connectionRefs.listUnder(ctx, s, app)
 	if err != nil {
-		return nil, fmt.Errorf("list connections of app %q: %w", app, err)
+		return nil, err
 	}
 	sort.Strings(names)
 	return names, nil

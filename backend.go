@@ -127,7 +127,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix, appPrefix},
+			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix, appPrefix, connectionIndexPrefix},
 			// The provider sends the user's browser back here without a Vault token;
 			// public keys are public (jwks/<name>).
 			Unauthenticated: []string{callbackPath, jwksPattern + "*"},

@@ -22,6 +22,10 @@ var (
 	codeEntries     = entryKind[pendingCode]{codePrefix, "pending authorization"}
 	deviceEntries   = entryKind[pendingDevice]{devicePrefix, "pending device authorization"}
 	settingsEntries = entryKind[mountSettings]{settingsKey, "settings"} // one entry: name ""
+	appEntries      = entryKind[providerConfig]{appPrefix, "app"}
+	// connectionRefs is each app's index of its connections, named
+	// <app>/<connection>: listUnder(app) lists one app's.
+	connectionRefs = entryKind[connectionRef]{connectionIndexPrefix, "connection index entry"}
 )
 
 // of names name's entry in errors.
@@ -85,6 +89,16 @@ func (k entryKind[T]) list(ctx context.Context, s logical.Storage) ([]string, er
 	names, err := s.List(ctx, k.prefix)
 	if err != nil {
 		return nil, fmt.Errorf("list %s entries: %w", k.what, err)
+	}
+	return names, nil
+}
+
+// listUnder lists the names that have an entry in folder (names
+// <folder>/<name>), without the folder.
+func (k entryKind[T]) listUnder(ctx context.Context, s logical.Storage, folder string) ([]string, error) {
+	names, err := s.List(ctx, k.prefix+folder+"/")
+	if err != nil {
+		return nil, fmt.Errorf("list %s entries of %q: %w", k.what, folder, err)
 	}
 	return names, nil
 }
