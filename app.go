@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
 	"sync"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -110,22 +109,34 @@ func (b *backend) saveConnection(ctx context.Context, s logical.Storage, name, a
 		return err
 	}
 	b.names.add(name)
+	b.connectionIndex(app).add(name)
 	return nil
 }
 
 // unindexConnection drops name from app's connections.
-func unindexConnection(ctx context.Context, s logical.Storage, app, name string) error {
-	return connectionRefs.delete(ctx, s, app+"/"+name)
+func (b *backend) unindexConnection(ctx context.Context, s logical.Storage, app, name string) error {
+	if err := connectionRefs.delete(ctx, s, app+"/"+name); err != nil {
+		return err
+	}
+	b.connectionIndex(app).remove(name)
+	return nil
+}
+
+// connectionIndex is app's sorted index of its connections, listed from
+// storage on first use; callers know the app exists (or existed).
+func (b *backend) connectionIndex(app string) *nameIndex {
+	if x, ok := b.connectionIndexes.Load(app); ok {
+		return x.(*nameIndex)
+	}
+	x, _ := b.connectionIndexes.LoadOrStore(app, &nameIndex{list: func(ctx context.Context, s logical.Storage) ([]string, error) {
+		return connectionRefs.listUnder(ctx, s, app)
+	}})
+	return x.(*nameIndex)
 }
 
 // listConnections is the sorted names of app's connections.
-func listConnections(ctx context.Context, s logical.Storage, app string) ([]string, error) {
-	names, err := connectionRefs.listUnder(ctx, s, app)
-	if err != nil {
-		return nil, err
-	}
-	sort.Strings(names)
-	return names, nil
+func (b *backend) listConnections(ctx context.Context, s logical.Storage, app string) ([]string, error) {
+	return b.connectionIndex(app).page(ctx, s, "", 0)
 }
 
 // saveClient stores cfg, a renewal's config changed by edit (a client
@@ -187,7 +198,7 @@ func (b *backend) appChanged(ctx context.Context, s logical.Storage, app string,
 	if settingsOf(old) == settings && !dropToken {
 		return nil // a rotated secret, a timeout: nothing a connection holds
 	}
-	names, err := listConnections(ctx, s, app)
+	names, err := b.listConnections(ctx, s, app)
 	if err != nil {
 		return err
 	}

@@ -369,3 +369,29 @@ func TestAppSigningKeys(t *testing.T) {
 		t.Errorf("jwks/app/signed after the app was deleted: %v, want a 404", err)
 	}
 }
+
+// TestConnectionIndexFollowsOtherNodes: LIST app/<app>/connections pages
+// from an index in memory; a connection another node made (an invalidation
+// of its index entry) is listed at the next page, and an app that does not
+// exist lists nothing and keeps no index.
+func TestConnectionIndexFollowsOtherNodes(t *testing.T) {
+	e := newEnv(t)
+	e.app("crm", fakeprovider.OAuth2, nil)
+	e.mustDo(logical.CreateOperation, "config/c1", map[string]any{"app": "crm"})
+	expect(t, "keys", fmt.Sprint(e.connections("crm", nil).Data["keys"]), "[c1]")
+	// Another node's connection: its entries, then Vault's invalidation here.
+	if err := connectionRefs.save(t.Context(), e.storage, "crm/c0", &connectionRef{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := configEntries.save(t.Context(), e.storage, "c0", connectionEntry("crm", "")); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, "keys before the invalidation", fmt.Sprint(e.connections("crm", nil).Data["keys"]), "[c1]")
+	e.b.invalidate(t.Context(), connectionIndexPrefix+"crm/c0")
+	expect(t, "keys after the invalidation", fmt.Sprint(e.connections("crm", nil).Data["keys"]), "[c0 c1]")
+
+	expect(t, "keys of an app that does not exist", len(e.connections("nope", nil).Data), 0)
+	if _, kept := e.b.connectionIndexes.Load("nope"); kept {
+		t.Error("LIST of an unknown app's connections kept an index")
+	}
+}

@@ -88,6 +88,9 @@ type backend struct {
 	names nameIndex
 	// appLocks holds one *sync.Mutex per app written (app.go).
 	appLocks sync.Map
+	// connectionIndexes holds one *nameIndex per app listed: its
+	// connections' names, sorted, behind LIST app/<app>/connections.
+	connectionIndexes sync.Map
 
 	// metrics holds the counters and registry behind metrics/ (metrics.go).
 	metrics *metrics
@@ -118,6 +121,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		pacer:             pacer{floor: paceFloor},
 		limits:            newHostLimits(),
 		metrics:           newMetrics(),
+		names:             nameIndex{list: configNames},
 	}
 	if b.logger == nil {
 		b.logger = hclog.NewNullLogger()
@@ -172,6 +176,13 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	if strings.HasPrefix(key, appPrefix) {
 		b.invalidations.Add(1)
 		b.forgetLoaded() // app.go
+		return
+	}
+	if ref, ok := strings.CutPrefix(key, connectionIndexPrefix); ok {
+		app, _, _ := strings.Cut(ref, "/")
+		if x, loaded := b.connectionIndexes.Load(app); loaded {
+			x.(*nameIndex).reset() // another node made or deleted a connection of app
+		}
 		return
 	}
 	name, ok := strings.CutPrefix(key, configPrefix)

@@ -19,8 +19,15 @@ const maxListLimit = 10_000
 // is loaded from storage on first use, kept as this node writes and deletes
 // configs, and reloaded after another node changed one (invalidation).
 type nameIndex struct {
+	// list lists the names from storage (on first use, and after a reset).
+	list  func(ctx context.Context, s logical.Storage) ([]string, error)
 	mu    sync.Mutex
 	names []string // sorted; nil: not loaded
+}
+
+// configNames lists the configured names: the index behind LIST config/.
+func configNames(ctx context.Context, s logical.Storage) ([]string, error) {
+	return configEntries.list(ctx, s)
 }
 
 // page returns up to limit names after after (all of them when limit is 0).
@@ -54,9 +61,9 @@ func (x *nameIndex) load(ctx context.Context, s logical.Storage) error {
 	if x.names != nil {
 		return nil
 	}
-	names, err := s.List(ctx, configPrefix)
+	names, err := x.list(ctx, s)
 	if err != nil {
-		return fmt.Errorf("list configs: %w", err)
+		return err
 	}
 	x.names = append(make([]string, 0, len(names)), names...)
 	sort.Strings(x.names)

@@ -200,7 +200,7 @@ func (b *backend) writeApp(ctx context.Context, s logical.Storage, app string, d
 		return nil, nil, logical.ErrorResponse(err.Error()), nil
 	}
 	if old != nil && cfg.changeFrom(old) == dropsTokenState {
-		names, err := listConnections(ctx, s, app)
+		names, err := b.listConnections(ctx, s, app)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -236,7 +236,7 @@ func (b *backend) pathAppDelete(ctx context.Context, req *logical.Request, d *fr
 	}
 	lock := b.appLock(app)
 	lock.Lock()
-	names, err := listConnections(ctx, req.Storage, app)
+	names, err := b.listConnections(ctx, req.Storage, app)
 	if err == nil && len(names) > 0 && !withConnections {
 		lock.Unlock()
 		return logical.ErrorResponse("app %q has %d connections (LIST app/%s/connections): delete them, or delete the app with delete_connections=true; nothing was changed",
@@ -271,11 +271,14 @@ func (b *backend) pathAppConnectionsList(ctx context.Context, req *logical.Reque
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	names, err := listConnections(ctx, req.Storage, app)
+	// An app that does not exist lists nothing, and gets no index.
+	if stored, err := appEntries.load(ctx, req.Storage, app); err != nil || stored == nil {
+		return logical.ListResponse(nil), err
+	}
+	names, err := b.connectionIndex(app).page(ctx, req.Storage, after, limit)
 	if err != nil {
 		return nil, err
 	}
-	names = pageOf(names, after, limit)
 	info := make(map[string]any, len(names))
 	for _, name := range names {
 		st, err := b.currentState(ctx, req.Storage, name)

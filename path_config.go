@@ -300,7 +300,7 @@ func (b *backend) deleteConfigLocked(ctx context.Context, s logical.Storage, nam
 		return err
 	}
 	if stored != nil && stored.App != "" {
-		return unindexConnection(ctx, s, stored.App, name)
+		return b.unindexConnection(ctx, s, stored.App, name)
 	}
 	return nil
 }
