@@ -104,6 +104,9 @@ type backend struct {
 
 	// jwks holds the encoded JWK Sets of the names with signing keys (path_keys.go).
 	jwks publishedJWKS
+
+	// hooks delivers webhook events (webhook.go, webhook_delivery.go).
+	hooks *webhookHooks
 }
 
 func newBackend(conf *logical.BackendConfig) *backend {
@@ -122,7 +125,9 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		limits:            newHostLimits(),
 		metrics:           newMetrics(),
 		names:             nameIndex{list: configNames},
+		hooks:             newWebhookHooks(),
 	}
+	b.metrics.watchWebhooks(b.hooks, func() time.Time { return b.now() })
 	if b.logger == nil {
 		b.logger = hclog.NewNullLogger()
 	}
@@ -131,7 +136,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix, appPrefix, connectionIndexPrefix},
+			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix, appPrefix, connectionIndexPrefix, webhookPrefix},
 			// The provider sends the user's browser back here without a Vault token;
 			// public keys are public (jwks/<name>).
 			Unauthenticated: []string{callbackPath, jwksPattern + "*"},
@@ -148,12 +153,13 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			pathCallback(b),
 			pathDevice(b),
 			pathKeys(b),
+			pathWebhooks(b),
 		),
 		Secrets:        []*framework.Secret{},
 		Invalidate:     b.invalidate,
 		PeriodicFunc:   b.periodicRefresh,
 		InitializeFunc: b.initialize,
-		Clean:          func(context.Context) { b.cancel() },
+		Clean:          func(context.Context) { b.cancel(); b.hooks.stop() },
 		RunningVersion: Version,
 	}
 	return b

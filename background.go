@@ -30,9 +30,13 @@ const (
 func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) error {
 	if !b.WriteSafeReplicationState() {
 		b.loop.stop()
+		b.hooks.stop()
 		return nil
 	}
 	b.loop.start(b)
+	b.hooks.start(b)                              // webhook_delivery.go: resumes after a failover
+	b.noteReauthorizeBy(ctx)                      // webhook.go
+	b.reconcileTombstones(ctx)                    // webhook.go
 	b.sched.signal()                              // run what is due now
 	b.resumePollers(ctx, req.Storage)             // device.go
 	b.dropExpiredAuthorizations(ctx, req.Storage) // onboarding.go
@@ -46,6 +50,7 @@ func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) err
 func (b *backend) initialize(context.Context, *logical.InitializationRequest) error {
 	if b.WriteSafeReplicationState() {
 		b.loop.start(b)
+		b.hooks.start(b)
 	}
 	return nil
 }

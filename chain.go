@@ -64,6 +64,13 @@ func (b *backend) renew(ctx context.Context, r renewal) (renewal, *tokenState, e
 // an error unless the config can start a new chain by minting.
 func (b *backend) dropSpentChain(ctx context.Context, r renewal, cause error) (renewal, error) {
 	next := r.snap.state.withoutChain().edited(func(st *tokenState) { st.NeedsRefreshToken = !r.snap.canMint() })
+	if next.NeedsRefreshToken {
+		// The app must ask its user: the event is stored with the loss,
+		// in the same write (webhook.go).
+		if ev := b.lostChainEvent(r, r.snap.state, cause, b.now()); ev != nil {
+			next = next.withEvent(ev).edited(func(st *tokenState) { st.NotifiedReauthorization = true })
+		}
+	}
 	if r.snap.renewalEndsServed() {
 		// The provider may have ended the served token with this refresh
 		// (an answer lost after it rotated; fosite revokes the whole
@@ -236,6 +243,9 @@ func (r renewal) newState(tok obtained, now time.Time) *tokenState {
 	}
 	if tok.grant == provider.GrantRefreshToken && previous != nil {
 		st.Connected = previous.Connected // a user's chain stays theirs
+	}
+	if previous != nil {
+		st.Events = previous.Events // recorded, not yet in the outbox (webhook.go)
 	}
 	return st
 }

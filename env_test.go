@@ -115,6 +115,22 @@ type faultyStorage struct {
 	lists atomic.Int64
 	// onGet, when set, sees every key before it is read.
 	onGet atomic.Pointer[func(key string)]
+	// fail, when set, can fail a Put or Delete ("put", "delete") of a key.
+	fail atomic.Pointer[func(op, key string) error]
+}
+
+func (s *faultyStorage) injected(op, key string) error {
+	if f := s.fail.Load(); f != nil {
+		return (*f)(op, key)
+	}
+	return nil
+}
+
+func (s *faultyStorage) Delete(ctx context.Context, key string) error {
+	if err := s.injected("delete", key); err != nil {
+		return err
+	}
+	return s.InmemStorage.Delete(ctx, key)
 }
 
 func (s *faultyStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
@@ -132,6 +148,9 @@ func (s *faultyStorage) List(ctx context.Context, prefix string) ([]string, erro
 func (s *faultyStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
 	if f := s.onPut.Load(); f != nil {
 		(*f)(e)
+	}
+	if err := s.injected("put", e.Key); err != nil {
+		return err
 	}
 	if s.failAfterRotation.Load() && strings.HasPrefix(e.Key, tokenPrefix) && !strings.Contains(string(e.Value), `"refresh_pending":true`) {
 		return errors.New("injected: storage write failed after rotation")

@@ -127,8 +127,9 @@ func (b *backend) lockAndObtain(name string, w want, cold *coldConfig) (*snapsho
 	if err != nil {
 		snap = snap.with(func(n *snapshot) { n.health = n.health.failed(err, now) })
 		b.publish(name, snap)
-		return snap, err
+		return b.noteFailure(ctx, r, snap, now), err // webhook.go: connection.failing
 	}
+	st = st.withEvent(b.recoveredEvent(r, snap.state, st, st.IssuedAt)) // after connection.failing
 	snap = snap.with(func(n *snapshot) {
 		n.state = st
 		n.health = n.health.succeeded(st.Grant, st.IssuedAt)

@@ -92,6 +92,9 @@ func (b *backend) saveSelfConnection(ctx context.Context, s logical.Storage, nam
 	if err != nil || stored != nil {
 		return err
 	}
+	if err := b.commitTombstoneBeforeCreate(ctx, s, name); err != nil { // webhook.go
+		return err
+	}
 	app, err := appEntries.load(ctx, s, self.App)
 	if err != nil {
 		return err

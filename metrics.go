@@ -75,6 +75,7 @@ type metrics struct {
 	passSeconds         prometheus.Histogram
 	backgroundRefreshes *prometheus.CounterVec
 	persistFailures     prometheus.Counter
+	webhookDeliveries   *prometheus.CounterVec
 }
 
 // Outcomes of provider requests and background refreshes: success or the
@@ -109,6 +110,13 @@ func newMetrics() *metrics {
 			Help: "Token state writes that failed after retries (the state is kept in memory and written later), or a refresh not attempted because its pending mark could not be written.",
 		}),
 	}
+	m.webhookDeliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenbroker_webhook_deliveries_total",
+		Help: "Webhook delivery attempts on this node, by outcome: delivered (a 2xx), failed (retried later), dropped (given up after 72 h, or the outbox was full).",
+	}, []string{"outcome"})
+	for _, o := range []string{"delivered", "failed", "dropped"} {
+		m.webhookDeliveries.WithLabelValues(o)
+	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "tokenbroker_build_info",
 		Help:        "The plugin's version; always 1.",
@@ -118,7 +126,7 @@ func newMetrics() *metrics {
 	for _, o := range backgroundOutcomes {
 		m.backgroundRefreshes.WithLabelValues(o) // present at 0 from the start, so rate() sees the first one
 	}
-	m.registry.MustRegister(m.providerSeconds, m.passSeconds, m.backgroundRefreshes, m.persistFailures, buildInfo,
+	m.registry.MustRegister(m.providerSeconds, m.passSeconds, m.backgroundRefreshes, m.persistFailures, m.webhookDeliveries, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -201,4 +209,25 @@ func errorLabel(err error, timedOut bool) string {
 		return "request"
 	}
 	return "connection"
+}
+
+// watchWebhooks registers the outbox gauges: what the delivery worker saw
+// last (it runs on the active node; elsewhere they stay 0).
+func (m *metrics) watchWebhooks(h *webhookHooks, now func() time.Time) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tokenbroker_webhook_outbox_depth",
+			Help: "Webhook events waiting in the outbox, as the delivery worker (on the active node) saw last.",
+		}, func() float64 { return float64(h.depth.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tokenbroker_webhook_oldest_event_age_seconds",
+			Help: "Age of the oldest undelivered webhook event (0: none), as the delivery worker saw last.",
+		}, func() float64 {
+			at := h.oldest.Load()
+			if at == 0 || h.depth.Load() == 0 {
+				return 0
+			}
+			return max(0, now().Sub(time.Unix(0, at)).Seconds())
+		}),
+	)
 }

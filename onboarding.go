@@ -340,6 +340,8 @@ func (b *backend) connect(ctx context.Context, r renewal, tok obtained, conn con
 	st := r.newState(tok, now)
 	conn.At = now
 	st.Connected = &conn
+	// The event is stored with the chain, in one write (webhook.go).
+	st = st.withEvent(b.connectEvent(r, r.snap.state, st, now))
 	next := r.snap.with(func(n *snapshot) {
 		n.state = st
 		n.health = n.health.cleared().succeeded(tok.grant, now)

@@ -160,7 +160,7 @@ func (b *backend) writeConnection(ctx context.Context, s logical.Storage, d *fra
 		return nil, err
 	}
 	if seed = strings.TrimSpace(seed); seed != "" {
-		state = &tokenState{RefreshToken: seed} // a new chain replaces the old one
+		state = carryEvents(state, &tokenState{RefreshToken: seed}) // a new chain replaces the old one; events not yet queued stay
 	}
 	if err := cfg.validate(state != nil && state.RefreshToken != ""); err != nil {
 		return logical.ErrorResponse("connection %q of app %q: %s", name, app, err), nil
@@ -195,6 +195,11 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
+	if old == nil {
+		if err := b.commitTombstoneBeforeCreate(ctx, req.Storage, name); err != nil { // webhook.go
+			return nil, err
+		}
+	}
 	if _, appSent := d.Raw["app"]; appSent || (old != nil && old.App != "") {
 		return b.writeConnection(ctx, req.Storage, d, name, old)
 	}
@@ -216,6 +221,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err != nil {
 		return nil, err
 	}
+	current := state
 	change := keepsTokens
 	if old != nil {
 		change = cfg.changeFrom(old) // config_fields.go: what each changed field drops
@@ -229,6 +235,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	if err := cfg.validate(state != nil && state.RefreshToken != ""); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
+	state = carryEvents(current, state) // webhook.go: events not yet queued stay
 	if _, err := b.httpClient(cfg.CAPEM); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
@@ -279,6 +286,16 @@ func (b *backend) deleteConfig(ctx context.Context, s logical.Storage, name stri
 
 // deleteConfigLocked is deleteConfig for a caller that holds name's lock.
 func (b *backend) deleteConfigLocked(ctx context.Context, s logical.Storage, name string) error {
+	stored, err := configEntries.load(ctx, s, name)
+	if err != nil {
+		return err
+	}
+	// connection.deleted is recorded before anything goes, and queued
+	// once the config is gone (webhook.go).
+	deleted, err := b.recordDelete(ctx, s, name, stored)
+	if err != nil {
+		return err
+	}
 	defer b.forget(name)
 	b.sched.remove(name)
 	b.names.remove(name)
@@ -292,12 +309,11 @@ func (b *backend) deleteConfigLocked(ctx context.Context, s logical.Storage, nam
 	if err := deleteAuthorizations(ctx, s, name); err != nil {
 		return err
 	}
-	stored, err := configEntries.load(ctx, s, name)
-	if err != nil {
-		return err
-	}
 	if err := configEntries.delete(ctx, s, name); err != nil {
 		return err
+	}
+	if deleted != nil {
+		b.commitDelete(ctx, s, name, deleted)
 	}
 	if stored != nil && stored.App != "" {
 		return b.unindexConnection(ctx, s, stored.App, name)

@@ -20,6 +20,9 @@ func (b *backend) save(ctx context.Context, s logical.Storage, name string, snap
 	}
 	snap = snap.with(func(n *snapshot) { n.dirty = false })
 	b.publish(name, snap)
+	if len(snap.state.eventsHeld()) > 0 {
+		b.hooks.markUnflushed(name) // stored with the change: now to the outbox (webhook.go)
+	}
 	return snap, nil
 }
 

@@ -320,6 +320,9 @@ func (b *backend) snapshotAndConfig(ctx context.Context, s logical.Storage, name
 		return loaded, nil, nil
 	}
 	b.sched.set(name, loaded.backgroundDue(name), loaded.backgroundInterval(name))
+	if len(state.eventsHeld()) > 0 {
+		b.hooks.markUnflushed(name) // an earlier process stored them and stopped (webhook.go)
+	}
 	return loaded, &coldConfig{snap: loaded, cfg: cfg}, nil
 }
 

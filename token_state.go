@@ -43,6 +43,15 @@ type tokenState struct {
 	// Connected: a user's authorization started this chain (onboarding.go);
 	// refreshes carry it on, and it is never replaced by the base grant.
 	Connected *connection `json:"connected,omitempty"`
+
+	// Webhook bookkeeping (webhook.go). Events: what this state's change is
+	// to tell the app, stored in the same write as the change and moved to
+	// the outbox once this state is stored. NotifiedReauthorization and
+	// NotifiedFailing: the chain's connection.needs_reauthorization and
+	// connection.failing were recorded (once per chain, once per episode).
+	Events                  []*webhookEvent `json:"webhook_events,omitempty"`
+	NotifiedReauthorization bool            `json:"notified_reauthorization,omitempty"`
+	NotifiedFailing         bool            `json:"notified_failing,omitempty"`
 }
 
 // expiryLeeway: a token this close to expiry is not handed out; it would die
