@@ -55,48 +55,68 @@ func (b *backend) initialize(context.Context, *logical.InitializationRequest) er
 	return nil
 }
 
-// refreshLoop is the goroutine that runs scheduled refreshes.
-type refreshLoop struct {
+// worker is one goroutine that runs until it returns or is stopped: the
+// refresh loop, the webhook delivery (webhook_delivery.go). mu guards its
+// run and what its owner shares with the run.
+type worker struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan struct{}
+}
+
+// start runs run on a child of parent unless a run is going; prepare, if
+// set, runs first under mu.
+func (w *worker) start(parent context.Context, prepare func(), run func(ctx context.Context)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(parent)
+	done := make(chan struct{})
+	w.cancel, w.done = cancel, done
+	if prepare != nil {
+		prepare()
+	}
+	go func() {
+		defer close(done)
+		run(ctx)
+		w.mu.Lock()
+		if w.done == done { // not stopped and restarted meanwhile
+			w.cancel = nil
+		}
+		w.mu.Unlock()
+		cancel()
+	}()
+}
+
+// stop ends the run and waits for it.
+func (w *worker) stop() {
+	w.mu.Lock()
+	cancel, done := w.cancel, w.done
+	w.cancel = nil
+	w.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// refreshLoop is the goroutine that runs scheduled refreshes; stop lets
+// refreshes in flight finish first.
+type refreshLoop struct {
+	worker
 	// built is closed once every stored name has been loaded and scheduled.
 	built chan struct{}
 }
 
 func (l *refreshLoop) start(b *backend) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(b.ctx)
-	done, built := make(chan struct{}), make(chan struct{})
-	l.cancel, l.done, l.built = cancel, done, built
-	go func() {
-		defer close(done)
+	var built chan struct{}
+	l.worker.start(b.ctx, func() { built = make(chan struct{}); l.built = built }, func(ctx context.Context) {
 		if err := b.runRefreshLoop(ctx, built); err != nil {
 			b.refreshLog.Error("background refresh loop stopped; the next periodic call restarts it", "error", err)
 		}
-		l.mu.Lock()
-		if l.done == done { // not stopped and restarted meanwhile
-			l.cancel = nil
-		}
-		l.mu.Unlock()
-		cancel()
-	}()
-}
-
-// stop ends the loop and waits for it; refreshes in flight finish first.
-func (l *refreshLoop) stop() {
-	l.mu.Lock()
-	cancel, done := l.cancel, l.done
-	l.cancel = nil
-	l.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
+	})
 }
 
 // runRefreshLoop loads every stored name once (so each has a due time; reads

@@ -52,9 +52,7 @@ const (
 // webhookHooks is the backend's in-memory part of webhooks: the worker, the
 // names whose stored state holds events to move, and what status shows.
 type webhookHooks struct {
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	worker worker // the delivery worker (background.go)
 	wake   chan struct{}
 
 	unflushed sync.Map // name -> struct{}
@@ -150,39 +148,11 @@ func (h *webhookHooks) noteError(at time.Time, msg string) {
 	h.stat.lastError, h.stat.lastErrorAt = msg, at
 }
 
-// start runs the worker unless it runs.
-func (h *webhookHooks) start(b *backend) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.cancel != nil {
-		return
-	}
-	ctx, cancel := context.WithCancel(b.ctx)
-	done := make(chan struct{})
-	h.cancel, h.done = cancel, done
-	go func() {
-		defer close(done)
-		b.runWebhooks(ctx)
-		h.mu.Lock()
-		if h.done == done {
-			h.cancel = nil
-		}
-		h.mu.Unlock()
-		cancel()
-	}()
-}
+// start runs the delivery worker unless it runs.
+func (h *webhookHooks) start(b *backend) { h.worker.start(b.ctx, nil, b.runWebhooks) }
 
-// stop ends the worker and waits for it.
-func (h *webhookHooks) stop() {
-	h.mu.Lock()
-	cancel, done := h.cancel, h.done
-	h.cancel = nil
-	h.mu.Unlock()
-	if cancel != nil {
-		cancel()
-		<-done
-	}
-}
+// stop ends the delivery worker and waits for it.
+func (h *webhookHooks) stop() { h.worker.stop() }
 
 // maySend reports whether this process may deliver: the node writes
 // storage, and the Vault that started it runs (gateway.go's rules).
