@@ -174,7 +174,7 @@ func depth(v *Vault) int {
 }
 
 // TestWebhooks: a user's connection made through the browser flow sends
-// connection.created; the provider ending the grant sends
+// connection.created; the user ending the grant at the provider sends
 // connection.needs_reauthorization with the reason and the provider's error;
 // a disconnect sends connection.deleted. The receiver is down in between:
 // the events wait in the outbox (status shows them) and all arrive once it is
@@ -234,11 +234,13 @@ func TestWebhooks(t *testing.T) {
 		}
 	}
 
-	// The receiver goes down; the provider ends the grant (the user revoked
-	// the app): the next renewal is refused and the chain, which cannot mint,
-	// needs its user.
+	// The receiver goes down; the user ends the app's access at the
+	// provider, which revokes the grant: the next renewal is refused
+	// (invalid_grant) and the chain, which cannot mint, needs its user.
 	recv.setDown(true)
-	fake.RefuseRefreshes(1, fakeprovider.RefuseInvalidGrant)
+	if n := fake.RevokeGrantsOf(fakeprovider.DefaultAccountSubject); n != 1 {
+		t.Fatalf("the provider revoked %d grants of the account, want 1", n)
+	}
 	v.Must("delete", "tokenbroker/creds/"+conn) // evict: the next read renews
 	if r := v.RunAs(token, "read", "tokenbroker/self/mail"); r.Code == 0 {
 		t.Fatalf("self/mail after the provider ended the grant: %v, want a failure", r)

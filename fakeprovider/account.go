@@ -154,3 +154,23 @@ func (s *Server) handleGitHubUser(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, contentTypeJSON, map[string]any{"login": a.sub, "id": a.githubID, "name": a.name, "email": a.email, "type": "User"})
 	}
 }
+
+// RevokeGrantsOf plays the user sub ending the app's access in their
+// account settings at the provider: every live refresh token of the
+// grants sub approved is revoked, with their access tokens, and the next
+// refresh of one is refused with invalid_grant. It returns how many refresh
+// tokens it revoked.
+func (s *Server) RevokeGrantsOf(sub string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, n := s.now(), 0
+	for _, rec := range s.refresh {
+		if s.familyAccount[rec.family] != sub || (rec.state != refreshLive && rec.state != refreshRefused) {
+			continue
+		}
+		rec.state = refreshRevoked
+		s.revokeFamilyLocked(now, rec.family)
+		n++
+	}
+	return n
+}

@@ -137,3 +137,27 @@ func TestUserinfoRefuses(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokeGrantsOf: a user ending the app's access revokes their grants'
+// refresh and access tokens, and no one else's.
+func TestRevokeGrantsOf(t *testing.T) {
+	s, hc := start(t, Options{})
+	s.SetAccount("alice", "alice@example.test")
+	aliceAccess, aliceRefresh := connect(t, hc, s, "")
+	s.SetAccount("bob", "bob@example.test")
+	bobAccess, bobRefresh := connect(t, hc, s, "")
+
+	if n := s.RevokeGrantsOf("alice"); n != 1 {
+		t.Fatalf("RevokeGrantsOf(alice): got %d refresh tokens revoked, want 1", n)
+	}
+	r := refresh(t, hc, s, OAuth2, aliceRefresh)
+	wantStatus(t, r, 400)
+	wantFields(t, r, map[string]any{"error": "invalid_grant"})
+	if got := userinfo(t, hc, s, aliceAccess).status; got != http.StatusUnauthorized {
+		t.Errorf("alice's access token after RevokeGrantsOf: got %d at userinfo, want 401", got)
+	}
+	if got := userinfo(t, hc, s, bobAccess).status; got != 200 {
+		t.Errorf("bob's access token: got %d at userinfo, want 200", got)
+	}
+	wantStatus(t, refresh(t, hc, s, OAuth2, bobRefresh), 200)
+}
