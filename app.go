@@ -44,12 +44,14 @@ func validAppName(app string) error {
 	return nil
 }
 
-// appLock is the lock of app's entry. Lock order: a connection's lock, then
-// its app's; an app write never takes a connection's lock while it holds
-// its own.
-func (b *backend) appLock(app string) *sync.Mutex {
-	l, _ := b.appLocks.LoadOrStore(app, &sync.Mutex{})
-	return l.(*sync.Mutex)
+// appLock is the lock of app's entry: held to change the app (a write, a
+// delete, a promoted secret or key), and shared (RLock) to make a
+// connection of it, so connections are made in parallel but never for an
+// app being deleted. Lock order: a connection's lock, then its app's; an
+// app write never takes a connection's lock while it holds its own.
+func (b *backend) appLock(app string) *sync.RWMutex {
+	l, _ := b.appLocks.LoadOrStore(app, &sync.RWMutex{})
+	return l.(*sync.RWMutex)
 }
 
 // appKeyOwner is the name an app's signing keys are stored under

@@ -86,8 +86,8 @@ func (b *backend) completeConnection(ctx context.Context, s logical.Storage, r r
 // connection (pathAppDelete lists them under that lock).
 func (b *backend) saveSelfConnection(ctx context.Context, s logical.Storage, name string, self selfConnection) error {
 	lock := b.appLock(self.App)
-	lock.Lock()
-	defer lock.Unlock()
+	lock.RLock()
+	defer lock.RUnlock()
 	stored, err := configEntries.load(ctx, s, name)
 	if err != nil || stored != nil {
 		return err

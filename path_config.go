@@ -141,8 +141,8 @@ func (b *backend) writeConnection(ctx context.Context, s logical.Storage, d *fra
 		return logical.ErrorResponse(err.Error()), nil
 	}
 	appLock := b.appLock(app) // an app is not deleted while a connection of it is made
-	appLock.Lock()
-	defer appLock.Unlock()
+	appLock.RLock()
+	defer appLock.RUnlock()
 	cfg := old
 	if cfg == nil {
 		stored, err := loadApp(ctx, s, app)

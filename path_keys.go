@@ -89,7 +89,7 @@ func keyPaths(b *backend, base, suffix string, name *framework.FieldSchema, hold
 // connection of it).
 type keyHolder struct {
 	owner string      // the key entry's name: the config's, or appKeyOwner's
-	lock  *sync.Mutex // held while the keys change
+	lock  sync.Locker // held while the keys change
 	load  func(ctx context.Context, s logical.Storage) (*providerConfig, error)
 	// changed republishes what depends on the keys once they are stored.
 	changed func(cfg *providerConfig, ring *keyRing)
