@@ -90,6 +90,7 @@ type config struct {
 	rotateNames int    // rotate: connections read in a loop
 	rotateConc  int    // rotate: readers
 	rotateRate  float64
+	pluginEnv   []string // KEY=VALUE pairs the plugin is registered with
 
 	command, revision string
 	strict            bool
@@ -125,6 +126,13 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.rotateNames, "rotate-names", 50, "rotate: connections read in a loop across the rotation")
 	flag.IntVar(&c.rotateConc, "rotate-conc", 4, "rotate: concurrent readers")
 	flag.Float64Var(&c.rotateRate, "rotate-rate", 200, "rotate: reads a second, all readers together")
+	flag.Func("plugin-env", "KEY=VALUE the plugin process gets (vault plugin register -env; repeatable), e.g. TOKENBROKER_MEMORY_LIMIT=300MiB", func(kv string) error {
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("want KEY=VALUE")
+		}
+		c.pluginEnv = append(c.pluginEnv, kv)
+		return nil
+	})
 	flag.StringVar(&c.command, "command", "make bench-scale", "the command, for the results file")
 	flag.StringVar(&c.revision, "revision", "", "the plugin's source revision, for the results file")
 	flag.BoolVar(&c.strict, "strict", false, "exit 1 when a target is missed")

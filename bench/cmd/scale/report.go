@@ -88,7 +88,11 @@ func (d *driver) section() string {
 	if c.tokenSize > 0 {
 		size = fmt.Sprintf("JWT-like access tokens of %d bytes", c.tokenSize)
 	}
-	fmt.Fprintf(&b, "- Names: %s; the fake's %s dialect; %s\n\n", what, c.dialect, size)
+	env := ""
+	if len(c.pluginEnv) > 0 {
+		env = "; the plugin's environment: " + strings.Join(c.pluginEnv, " ")
+	}
+	fmt.Fprintf(&b, "- Names: %s; the fake's %s dialect; %s%s\n\n", what, c.dialect, size, env)
 	b.WriteString("| figure | value | target | result |\n|---|---|---|---|\n")
 	for _, row := range d.rep.rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", row[0], strings.ReplaceAll(row[1], "|", "\\|"), row[2], row[3])
