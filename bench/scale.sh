@@ -9,7 +9,8 @@
 # (100 000 names, two 20 min steady runs) takes about an hour on 2 cores; a
 # quick one, about 7 min:
 #   make bench-scale SCALE_ARGS="-names 5000 -duration 2m -lifetime 1m"
-# Phases (-only), in this order: write (always), read, steady, restart, list, capped.
+# Phases (-only), in this order: write (always), read, steady, restart, list, rotate, capped.
+# -apps: one app and N connections of it; -token-size 1500: JWT-like tokens of real size.
 # Environment: SCALE_TIMEOUT (4h), a backstop over the driver's own bounds.
 # Vault's log of the last run is kept in bench/out/scale-vault.log (git-ignored).
 set -euo pipefail

@@ -3,6 +3,7 @@ package fakeprovider
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"sync"
 	"time"
 )
 
@@ -82,7 +83,7 @@ func (s *Server) issueLocked(d Dialect, client, scope, grant string, withRefresh
 	now := s.now()
 	s.revokePreviousLocked(now, d, client, grant, family)
 	secs := wholeSeconds(s.lifetimeLocked(d))
-	out := issued{access: newToken("at_"), expiresIn: secs, scope: scope}
+	out := issued{access: s.newAccessToken(), expiresIn: secs, scope: scope}
 	s.access[out.access] = accessRecord{
 		dialect: d,
 		client:  client,
@@ -102,4 +103,54 @@ func newToken(prefix string) string {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go >= 1.24)
 	return prefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// accessTokenSizes holds the size set by SetAccessTokenSize, by server. It
+// lives here rather than in Server so the option stays in this file; a
+// server that never sets one has no entry.
+var accessTokenSizes sync.Map // *Server -> int
+
+// SetAccessTokenSize makes the access tokens issued from now on n bytes long
+// and shaped like a JWT, as real providers issue them (often 1-2 KB): three
+// base64url parts (a fixed header, a random payload, a random 32-byte
+// "signature") joined by dots. They are opaque to the fake like its short
+// ones (Valid looks them up; nothing parses them). n <= 0 restores the
+// default "at_" + 43 characters; n is raised to the shortest JWT-like token
+// (about 100 bytes).
+func (s *Server) SetAccessTokenSize(n int) {
+	if n <= 0 {
+		accessTokenSizes.Delete(s)
+		return
+	}
+	accessTokenSizes.Store(s, n)
+}
+
+// jwtHeader is the base64url of {"alg":"RS256","typ":"JWT"}.
+const jwtHeader = "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9"
+
+// newAccessToken is a new access token: the default short one, or a
+// JWT-like one of the size SetAccessTokenSize set.
+func (s *Server) newAccessToken() string {
+	v, ok := accessTokenSizes.Load(s)
+	if !ok {
+		return newToken("at_")
+	}
+	return jwtLike(v.(int))
+}
+
+// jwtLike returns a random JWT-shaped token of n bytes (at least enough for
+// the header, a 16-byte payload and a 32-byte signature). Every part decodes
+// as base64url: a payload length of 1 mod 4, which would not, gives its
+// last character to the signature (33 bytes then).
+func jwtLike(n int) string {
+	sigBytes := 32
+	payload := max(n-len(jwtHeader)-base64.RawURLEncoding.EncodedLen(sigBytes)-2, base64.RawURLEncoding.EncodedLen(16))
+	if payload%4 == 1 {
+		payload, sigBytes = payload-1, 33
+	}
+	raw := make([]byte, (payload*6+7)/8+sigBytes)
+	_, _ = rand.Read(raw)
+	body := raw[:len(raw)-sigBytes]
+	return jwtHeader + "." + base64.RawURLEncoding.EncodeToString(body)[:payload] + "." +
+		base64.RawURLEncoding.EncodeToString(raw[len(body):])
 }

@@ -1,6 +1,7 @@
 package fakeprovider
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strings"
@@ -133,4 +134,32 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
+}
+
+func TestSetAccessTokenSize(t *testing.T) {
+	s := New(Options{})
+	t.Cleanup(func() { s.SetAccessTokenSize(0) })
+	if at := s.newAccessToken(); !strings.HasPrefix(at, "at_") {
+		t.Fatalf("default token %q: want the at_ form", at)
+	}
+	for _, n := range []int{1500, 1501, 1502, 1503, 2048, 120} {
+		s.SetAccessTokenSize(n)
+		at := s.newAccessToken()
+		parts := strings.Split(at, ".")
+		if len(at) != n || len(parts) != 3 || parts[0] != jwtHeader {
+			t.Fatalf("size %d: got %d bytes, %d parts", n, len(at), len(parts))
+		}
+		for _, p := range parts {
+			if _, err := base64.RawURLEncoding.DecodeString(p); err != nil {
+				t.Fatalf("size %d: part %q is not base64url: %v", n, p, err)
+			}
+		}
+		if at == s.newAccessToken() {
+			t.Fatalf("size %d: two tokens alike", n)
+		}
+	}
+	s.SetAccessTokenSize(0)
+	if at := s.newAccessToken(); !strings.HasPrefix(at, "at_") {
+		t.Fatalf("after reset: %q", at)
+	}
 }

@@ -22,6 +22,13 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+	// A soft memory limit, when TOKENBROKER_MEMORY_LIMIT asks for one
+	// (memlimit.go): it caps the peak a bulk load's garbage makes.
+	if limit, err := tokenbroker.ApplyMemoryLimit(os.Getenv); err != nil {
+		hclog.New(&hclog.LoggerOptions{}).Warn("no soft memory limit", "error", err)
+	} else if limit > 0 {
+		hclog.New(&hclog.LoggerOptions{}).Info("soft memory limit set", "bytes", limit)
+	}
 
 	apiClientMeta := &api.PluginAPIClientMeta{}
 	flags := apiClientMeta.FlagSet()

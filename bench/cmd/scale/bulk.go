@@ -83,12 +83,10 @@ func (d *driver) everyName(ctx context.Context, workers int, method, prefix stri
 	})
 }
 
-// writePhase writes the N configs against the proxy, then reads back the
-// refresh_ahead they got to know the refresh window.
-func (d *driver) writePhase(ctx context.Context) error {
-	n := d.cfg.names
+// clientBody is the client every config (or the app) holds.
+func (d *driver) clientBody() map[string]any {
 	body := map[string]any{
-		"provider":      "echo360",
+		"provider":      d.cfg.dialect,
 		"token_url":     d.up.tokenURL(),
 		"client_id":     clientID,
 		"client_secret": clientSecret,
@@ -96,13 +94,30 @@ func (d *driver) writePhase(ctx context.Context) error {
 	if d.cfg.refreshAhead > 0 {
 		body["refresh_ahead"] = int(d.cfg.refreshAhead / time.Second)
 	}
+	return body
+}
+
+// writePhase writes the N configs against the proxy (or, with -apps, the
+// app and N connections of it), then reads back the refresh_ahead they got
+// to know the refresh window.
+func (d *driver) writePhase(ctx context.Context) error {
+	n := d.cfg.names
+	body, what, back := d.clientBody(), "configs", mount+"/config/"+name(0)
+	if d.cfg.apps {
+		if _, err := d.api.ok(ctx, "PUT", mount+"/app/"+d.cfg.app, body); err != nil {
+			return fmt.Errorf("writing the app: %w", err)
+		}
+		body = map[string]any{"app": d.cfg.app}
+		what = fmt.Sprintf("connections of app/%s", d.cfg.app)
+		back = mount + "/app/" + d.cfg.app
+	}
 	before := d.up.now()
 	run := d.everyName(ctx, d.cfg.writers, "PUT", "/config/", body)
-	if err := run.err(n, "writing configs"); err != nil {
+	if err := run.err(n, "writing "+what); err != nil {
 		return err
 	}
 	d.written = true
-	d.rep.info(fmt.Sprintf("1. write %d configs through the HTTP API (%d writers)", n, d.cfg.writers),
+	d.rep.info(fmt.Sprintf("1. write %d %s through the HTTP API (%d writers)", n, what, d.cfg.writers),
 		"%.1f s (%s; per write %s)", run.took.Seconds(), perSec(n, run.took), run.lat.summary())
 	if calls := d.up.between(before, d.up.now()).calls; calls != 0 {
 		d.rep.info("1. upstream calls while writing", "%d (a config write is expected to call nobody)", calls)
@@ -115,12 +130,12 @@ func (d *driver) writePhase(ctx context.Context) error {
 			RefreshAhead int64 `json:"refresh_ahead"`
 		} `json:"data"`
 	}
-	r, err := d.api.ok(ctx, "GET", mount+"/config/"+name(0), nil)
+	r, err := d.api.ok(ctx, "GET", back, nil)
 	if err == nil {
 		err = r.decode(&cfg)
 	}
 	if err != nil {
-		return fmt.Errorf("reading back config/%s: %w", name(0), err)
+		return fmt.Errorf("reading back %s: %w", back, err)
 	}
 	d.window = min(time.Duration(cfg.Data.RefreshAhead)*time.Second, d.cfg.lifetime/2)
 	return nil
@@ -139,6 +154,7 @@ func (d *driver) readPhase(ctx context.Context) error {
 	d.rep.info(fmt.Sprintf("2. first read of all %d names (%d readers; each mints)", n, d.cfg.readers),
 		"%.1f s (%s; per read %s; %d upstream calls)", run.took.Seconds(), perSec(n, run.took), run.lat.summary(), t.calls)
 	st, desc := d.remember(ctx, "after the first reads")
+	d.rssRead = st.rssKiB
 	d.rep.check(fmt.Sprintf("2. plugin RSS after the first read of all %d names", n), "< 250 MiB", st.rssKiB > 0 && st.rssKiB < rssTarget,
 		"%s; %.2f KiB a name above the %s right after the mount", desc, float64(st.rssKiB-d.rssMount)/float64(n), mib(d.rssMount))
 	return nil

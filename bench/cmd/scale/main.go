@@ -9,13 +9,24 @@
 // behind a counting reverse proxy (which can also play a provider capped at
 // some requests a second). Then, by phase (-only):
 //
-//	write    write -names configs through the HTTP API (always runs: the others need it)
+//	write    write -names configs through the HTTP API (always runs: the others need it);
+//	         with -apps, one app/<-app> and -names connections config/<name> app=<-app>
 //	read     first read of every name; plugin RSS
 //	steady   readers at -rate on random names for -duration; waits, expired
 //	         tokens served, upstream calls against the minimum, bursts
 //	restart  plugin reload: first reads from storage, the call rate after it
 //	list     LIST config/ a page (-list-limit) at a time
+//	rotate   (-apps) readers read -rotate-names connections in a loop while the
+//	         app's client_secret is rotated at the provider and in Vault, until
+//	         every one of them was renewed after it; then the next read of
+//	         every name (lost chains)
 //	capped   the same as steady with the provider capped (-cap) and settings' rate_limit
+//
+// -token-size makes the fake issue JWT-like access tokens of that many bytes
+// (real providers' are often 1-2 KB); -dialect picks the fake's dialect
+// (echo360 refreshes without the client secret, oauth2 sends it on every
+// grant). The plugin's VmRSS is sampled every 200 ms through each phase, and
+// each phase's peak is reported beside the value at its end.
 //
 // Every phase is bounded in time, every request goes to 127.0.0.1, and Vault
 // (with its plugin processes) is stopped on the way out, also on SIGINT or
@@ -25,7 +36,7 @@
 // api.go (its HTTP API), upstream.go (the fake provider and the counting
 // proxy), probe.go (plugin process memory, the plugin's metrics), one file a
 // phase (bulk.go: write and read; steady.go: steady and capped; restart.go;
-// list.go), stats.go and report.go (the results table and section).
+// list.go; rotate.go), peak.go (the RSS sampler), stats.go and report.go (the results table and section).
 package main
 
 import (
@@ -41,13 +52,15 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
 )
 
 // phases, in the order they run.
 // The restart follows the steady run, so it starts from chains kept fresh; the
 // capped run, which leaves tokens expired behind a provider too slow for
 // them, comes last.
-var phases = []string{"write", "read", "steady", "restart", "list", "capped"}
+var phases = []string{"write", "read", "steady", "restart", "list", "rotate", "capped"}
 
 // config is what the flags say.
 type config struct {
@@ -69,6 +82,15 @@ type config struct {
 	listLimit    int
 	bulkTimeout  time.Duration // bound of the write and the first-read phases
 	seed         uint64
+
+	apps        bool   // one app and N connections of it, not N configs
+	app         string // the app's name
+	dialect     string // the fake's dialect the configs or the app use
+	tokenSize   int    // bytes of the fake's access tokens; 0: its short default
+	rotateNames int    // rotate: connections read in a loop
+	rotateConc  int    // rotate: readers
+	rotateRate  float64
+	pluginEnv   []string // KEY=VALUE pairs the plugin is registered with
 
 	command, revision string
 	strict            bool
@@ -97,6 +119,20 @@ func parseFlags() (config, error) {
 	flag.IntVar(&c.listLimit, "list-limit", 1000, "list: page size")
 	flag.DurationVar(&c.bulkTimeout, "bulk-timeout", 30*time.Minute, "bound of the write and the first-read phases each")
 	flag.Uint64Var(&c.seed, "seed", 1, "seed of the random name choices")
+	flag.BoolVar(&c.apps, "apps", false, "write one app and N connections of it (config/<name> app=<app>) instead of N self-contained configs")
+	flag.StringVar(&c.app, "app", "scale", "the app's name (-apps)")
+	flag.StringVar(&c.dialect, "dialect", "echo360", "the fake's dialect the configs (or the app) use: echo360 (refreshes without the secret) or oauth2 (the secret on every grant)")
+	flag.IntVar(&c.tokenSize, "token-size", 0, "bytes of the access tokens the fake issues, JWT-like (0: its short default of 46 bytes)")
+	flag.IntVar(&c.rotateNames, "rotate-names", 50, "rotate: connections read in a loop across the rotation")
+	flag.IntVar(&c.rotateConc, "rotate-conc", 4, "rotate: concurrent readers")
+	flag.Float64Var(&c.rotateRate, "rotate-rate", 200, "rotate: reads a second, all readers together")
+	flag.Func("plugin-env", "KEY=VALUE the plugin process gets (vault plugin register -env; repeatable), e.g. TOKENBROKER_MEMORY_LIMIT=300MiB", func(kv string) error {
+		if !strings.Contains(kv, "=") {
+			return fmt.Errorf("want KEY=VALUE")
+		}
+		c.pluginEnv = append(c.pluginEnv, kv)
+		return nil
+	})
 	flag.StringVar(&c.command, "command", "make bench-scale", "the command, for the results file")
 	flag.StringVar(&c.revision, "revision", "", "the plugin's source revision, for the results file")
 	flag.BoolVar(&c.strict, "strict", false, "exit 1 when a target is missed")
@@ -117,6 +153,10 @@ func parseFlags() (config, error) {
 		return c, fmt.Errorf("-names, -duration, -rate and -cap must be positive, -lifetime at least 2s")
 	case c.writers < 1 || c.readers < 1 || c.restartConc < 1 || c.listLimit < 1:
 		return c, fmt.Errorf("-writers, -readers, -restart-conc and -list-limit must be at least 1")
+	case c.dialect != "echo360" && c.dialect != "oauth2":
+		return c, fmt.Errorf("-dialect: echo360 or oauth2")
+	case c.tokenSize < 0 || c.rotateNames < 1 || c.rotateConc < 1 || c.rotateRate <= 0:
+		return c, fmt.Errorf("-token-size must be >= 0, -rotate-names, -rotate-conc and -rotate-rate positive")
 	}
 	return c, nil
 }
@@ -171,6 +211,10 @@ type driver struct {
 	mountAt  time.Time
 	rssMount int      // the plugin's VmRSS (KiB) right after the mount
 	mem      []string // memory at points of the run, for the notes
+	peaks    *peakSampler
+	phasePk  map[string]phasePeak // by phase
+	rssRead  int                  // the plugin's VmRSS (KiB) right after the first reads
+	raftSize map[string]int64     // bytes of raft's data directory after a phase
 }
 
 // name is the i-th config's name; they sort in index order.
@@ -180,7 +224,7 @@ func name(i int) string { return fmt.Sprintf("s%06d", i) }
 // exit code.
 func (d *driver) run(ctx context.Context) (code int) {
 	var err error
-	if d.up, err = startUpstream(d.cfg.lifetime); err != nil {
+	if d.up, err = startUpstream(d.cfg.lifetime, fakeprovider.Dialect(d.cfg.dialect), d.cfg.tokenSize); err != nil {
 		logf("fake provider: %v", err)
 		return 1
 	}
@@ -200,6 +244,8 @@ func (d *driver) run(ctx context.Context) (code int) {
 	logf("%s at %s, plugin mounted at tokenbroker/; provider (via the counting proxy) at %s", d.vaultV, d.srv.addr, d.up.url)
 	st, _ := d.remember(ctx, "right after the mount")
 	d.rssMount = st.rssKiB
+	d.peaks = newPeakSampler(d)
+	go d.peaks.run(ctx)
 
 	steps := []struct {
 		name string
@@ -210,6 +256,7 @@ func (d *driver) run(ctx context.Context) (code int) {
 		{"steady", d.steadyPhase},
 		{"restart", d.restartPhase},
 		{"list", d.listPhase},
+		{"rotate", d.rotatePhase},
 		{"capped", d.cappedPhase},
 	}
 	for _, s := range steps {
@@ -224,10 +271,14 @@ func (d *driver) run(ctx context.Context) (code int) {
 			continue
 		}
 		logf("%s (t+%s)", s.name, time.Since(d.start).Round(time.Second))
-		if err := s.fn(ctx); err != nil {
+		d.peaks.begin()
+		err := s.fn(ctx)
+		d.phasePeak(ctx, s.name)
+		if err != nil {
 			d.rep.broken(s.name, err)
 		}
 	}
+	d.perName()
 	if ctx.Err() != nil {
 		logf("interrupted: %s left as it was", d.cfg.outPath)
 		d.rep.print()

@@ -88,6 +88,9 @@ func startServer(ctx context.Context, cfg config) (*server, error) {
 		register = append(register, "-version="+cfg.pluginVersion)
 		enable = append(enable, "-plugin-version="+cfg.pluginVersion)
 	}
+	for _, kv := range cfg.pluginEnv {
+		register = append(register, "-env="+kv)
+	}
 	for _, args := range [][]string{append(register, "secret", pluginName), append(enable, pluginName)} {
 		if _, err := s.cli(ctx, args...); err != nil {
 			return s, err

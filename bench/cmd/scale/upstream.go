@@ -1,6 +1,6 @@
 package main
 
-// The upstream: the fake provider (Echo360 dialect, plain HTTP on
+// The upstream: the fake provider (Echo360 dialect or -dialect, plain HTTP on
 // 127.0.0.1, which the plugin allows for loopback hosts) behind a reverse
 // proxy that counts every request by the second it arrived in, and that can
 // play a provider capped at some requests a second: a token bucket of that
@@ -21,7 +21,7 @@ import (
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
 )
 
-// The one client every config uses.
+// The one client every config (or the app) uses; rotate changes its secret.
 const (
 	clientID     = "scale-client"
 	clientSecret = "scale-client-secret"
@@ -32,24 +32,27 @@ type upstream struct {
 	srv  *http.Server
 	url  string // the proxy's base URL
 	t0   time.Time
+	d    fakeprovider.Dialect
 
 	mu       sync.Mutex
 	perSec   []int // requests arriving in each second since t0
 	total    int   // requests arrived
 	rejected int   // answered 429 by the cap
 	failed   int   // the fake did not answer (502)
+	refused  int   // the fake answered 4xx (a client refused, a grant refused)
 	bucket   *tokenBucket
 }
 
 // counts is the upstream's counters at one moment.
 type counts struct {
-	at                      time.Time
-	total, rejected, failed int
+	at                               time.Time
+	total, rejected, failed, refused int
 }
 
-func startUpstream(lifetime time.Duration) (*upstream, error) {
+func startUpstream(lifetime time.Duration, d fakeprovider.Dialect, tokenSize int) (*upstream, error) {
 	fake := fakeprovider.New(fakeprovider.Options{Lifetime: lifetime})
 	fake.AddClient(clientID, clientSecret)
+	fake.SetAccessTokenSize(tokenSize)
 	if err := fake.Start(); err != nil {
 		return nil, err
 	}
@@ -58,9 +61,17 @@ func startUpstream(lifetime time.Duration) (*upstream, error) {
 		fake.Close()
 		return nil, err
 	}
-	u := &upstream{fake: fake, t0: time.Now()}
+	u := &upstream{fake: fake, t0: time.Now(), d: d}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) },
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.StatusCode/100 == 4 {
+				u.mu.Lock()
+				u.refused++
+				u.mu.Unlock()
+			}
+			return nil
+		},
 		Transport: &http.Transport{
 			MaxIdleConns: 256, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute,
 		},
@@ -97,7 +108,11 @@ func startUpstream(lifetime time.Duration) (*upstream, error) {
 }
 
 // tokenURL is the token endpoint the configs name: the proxy's.
-func (u *upstream) tokenURL() string { return u.url + fakeprovider.Echo360.TokenPath() }
+func (u *upstream) tokenURL() string { return u.url + u.d.TokenPath() }
+
+// rotateSecret makes the fake accept secret, and only it, for the client
+// from now on.
+func (u *upstream) rotateSecret(secret string) { u.fake.AddClient(clientID, secret) }
 
 // admit counts a request arriving at now and says whether the cap lets it through.
 func (u *upstream) admit(now time.Time) bool {
@@ -130,15 +145,15 @@ func (u *upstream) capAt(perSecond int) {
 func (u *upstream) now() counts {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	return counts{at: time.Now(), total: u.total, rejected: u.rejected, failed: u.failed}
+	return counts{at: time.Now(), total: u.total, rejected: u.rejected, failed: u.failed, refused: u.refused}
 }
 
 // traffic is what the upstream saw between two readings of its counters.
 type traffic struct {
-	calls, rejected, failed int
-	span                    time.Duration
-	busiest                 int // requests in the busiest whole second within the span
-	busiestAt               time.Duration
+	calls, rejected, failed, refused int
+	span                             time.Duration
+	busiest                          int // requests in the busiest whole second within the span
+	busiestAt                        time.Duration
 }
 
 func (t traffic) mean() float64 { return float64(t.calls) / t.span.Seconds() }
@@ -147,7 +162,7 @@ func (t traffic) mean() float64 { return float64(t.calls) / t.span.Seconds() }
 func (u *upstream) between(a, b counts) traffic {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	t := traffic{calls: b.total - a.total, rejected: b.rejected - a.rejected, failed: b.failed - a.failed, span: b.at.Sub(a.at)}
+	t := traffic{calls: b.total - a.total, rejected: b.rejected - a.rejected, failed: b.failed - a.failed, refused: b.refused - a.refused, span: b.at.Sub(a.at)}
 	first := int((a.at.Sub(u.t0) + time.Second - 1) / time.Second) // the first whole second in the span
 	last := int(b.at.Sub(u.t0) / time.Second)                      // the first second not whole in it
 	for sec := first; sec < last && sec < len(u.perSec); sec++ {
