@@ -11,21 +11,19 @@ package e2e
 
 import (
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
@@ -181,7 +179,15 @@ func depth(v *Vault) int {
 // up, verified, once per webhook-id, in order. No event carries a secret.
 func TestWebhooks(t *testing.T) {
 	v := StartVaultWithPlugin(t)
-	fake := StartFake(t, 0)
+	// The provider: the fake over loopback http with a consent page a
+	// person (here, headless Chromium) approves.
+	fake := fakeprovider.New(fakeprovider.Options{ConsentPage: true, Logf: t.Logf})
+	if err := fake.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fake.Close)
+	fake.AddClient(fakeClientID, fakeClientSecret)
+	browser := StartBrowser(t)
 	secret := newWebhookSecret(t)
 	recv := startReceiver(t, secret)
 	v.Must("write", "tokenbroker/settings", "webhook_url="+recv.srv.URL, "webhook_secret="+secret)
@@ -190,9 +196,10 @@ func TestWebhooks(t *testing.T) {
 	}
 
 	u := fake.URL()
-	v.Must(append([]string{"write", "tokenbroker/app/mail"}, fake.ConfigArgs("oauth2",
+	v.Must("write", "tokenbroker/app/mail", "provider=oauth2", "token_url="+u+fakeprovider.PathOAuth2Token,
+		"client_id="+fakeClientID, "client_secret="+fakeClientSecret,
 		"auth_url="+u+fakeprovider.PathAuthorize, "redirect_uri="+v.Addr+"/v1/tokenbroker/callback",
-		"userinfo_url="+u+fakeprovider.PathUserinfo, "revocation_url="+u+fakeprovider.PathRevoke, "scopes=read")...)...)
+		"userinfo_url="+u+fakeprovider.PathUserinfo, "revocation_url="+u+fakeprovider.PathRevoke, "scopes=read")
 	policy := v.WriteFile("self.hcl", `path "tokenbroker/self/*" { capabilities = ["read", "update", "delete"] }`)
 	v.Must("policy", "write", "tokenbroker-self", policy)
 	v.Must("auth", "enable", "userpass")
@@ -206,7 +213,8 @@ func TestWebhooks(t *testing.T) {
 	}
 	conn := "mail." + entity
 
-	// Alice connects: her browser follows the provider's redirect to Vault's callback.
+	// Alice connects in the browser: the provider's consent page, Approve,
+	// and the redirect to Vault's callback.
 	start := v.RunAs(token, "write", "-format=json", "-f", "tokenbroker/self/mail/authorize")
 	if start.Code != 0 {
 		t.Fatalf("self/mail/authorize: %v", start)
@@ -217,15 +225,13 @@ func TestWebhooks(t *testing.T) {
 	if err := json.Unmarshal([]byte(start.Stdout), &started); err != nil || started.Data.URL == "" {
 		t.Fatalf("self/mail/authorize answered %s", start.Stdout)
 	}
-	browser := fakeTrustingClient(t, fake.CAFile)
-	resp, err := browser.Get(started.Data.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), conn+" connected") {
-		t.Fatalf("callback page = %d %s, want %s connected", resp.StatusCode, page, conn)
+	browser.Do("approve at the provider's consent page",
+		chromedp.Navigate(started.Data.URL),
+		chromedp.WaitVisible(chromedp.CSS(`button[value="approve"]`)),
+		chromedp.Click(chromedp.CSS(`button[value="approve"]`)))
+	_, _, message := browser.page("Vault's callback page")
+	if !strings.Contains(message, conn+" connected") {
+		t.Fatalf("callback page says %q, want %s connected", message, conn)
 	}
 	created := recv.waitTypes(t, conn, time.Minute, "connection.created")[0]
 	for key, want := range map[string]any{"config": conn, "app": "mail", "owner": entity, "account_email": fakeprovider.DefaultAccountEmail} {
@@ -314,17 +320,4 @@ func TestWebhooksSurviveFailover(t *testing.T) {
 	if err := leader.Start(); err != nil {
 		t.Logf("restarting %s: %v", leader.ID, err)
 	}
-}
-
-// fakeTrustingClient is a browser stand-in: it trusts the fake's CA and
-// follows redirects (from the provider to Vault's callback).
-func fakeTrustingClient(t *testing.T, caFile string) *http.Client {
-	t.Helper()
-	pem, err := os.ReadFile(caFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }
