@@ -71,6 +71,8 @@ type backend struct {
 	// (what the read path needs, so a cached read touches neither storage
 	// nor a lock), its lock and its metrics counters, behind one map entry.
 	entries sync.Map
+	// residency bounds how many names keep their state in memory (residency.go).
+	residency residency
 	// invalidations counts Invalidate calls, so a load that raced one is discarded.
 	invalidations atomic.Uint64
 	// flight collapses concurrent obtains of one name into one upstream call.
@@ -126,6 +128,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		metrics:           newMetrics(),
 		names:             nameIndex{list: configNames},
 		hooks:             newWebhookHooks(),
+		residency:         residency{max: defaultResidentMax},
 	}
 	b.metrics.watchWebhooks(b.hooks, func() time.Time { return b.now() })
 	if b.logger == nil {
@@ -220,6 +223,7 @@ type nameEntry struct {
 	// another name. Reads never take it.
 	lock     sync.Mutex
 	counters nameCounters
+	cost     residentCost // the residency sweep's own (residency.go)
 }
 
 // entry returns name's entry, creating it on first use. Entries are never

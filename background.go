@@ -272,17 +272,20 @@ func (p *pacer) slot(now, urgentAt time.Time, need float64) time.Time {
 	return at
 }
 
-// urgentAt is when name's refresh must go, paced or not: three quarters
-// into its refresh window, which leaves the last quarter for the provider's
-// answer and retries; now for a state awaiting saving, and for a chain whose
-// renewal ends the token it serves (its readers wait from the window's start).
+// urgentAt is when name's refresh must go, paced or not (snapshot.urgentAt,
+// or what an evicted name kept of it); now when that says at once.
 func (b *backend) urgentAt(name string, now time.Time) time.Time {
-	snap := b.loaded(name)
-	if snap == nil || snap.dirty || snap.state == nil || snap.renewalEndsServed() {
+	var urgent time.Time
+	switch snap := b.inMemory(name); {
+	case snap.isFull():
+		urgent = snap.urgentAt()
+	case snap != nil:
+		urgent = snap.evicted.urgent
+	}
+	if urgent.IsZero() {
 		return now
 	}
-	window := snap.state.refreshWindow(snap.settings.refreshAhead)
-	return snap.state.refreshAt(snap.settings.refreshAhead).Add(window * 3 / 4)
+	return urgent
 }
 
 // loading reports whether the loop is running and still loading the stored
@@ -353,20 +356,24 @@ func (b *backend) refreshScheduled(name string) {
 // than a second from now (so a chain that stays due cannot spin the loop),
 // and a dirty one after dirtyRetry.
 func (b *backend) reschedule(name string, now time.Time) {
-	snap := b.loaded(name)
-	if snap == nil {
+	snap := b.inMemory(name)
+	var due time.Time
+	var interval time.Duration
+	switch {
+	case snap == nil:
 		b.sched.remove(name) // forgotten: the next load schedules it again
 		return
-	}
-	due := snap.backgroundDue(name)
-	switch {
-	case due.IsZero():
+	case snap.evicted != nil: // evicted since its refresh: keep what it kept
+		due, interval = snap.evicted.due, snap.evicted.interval
 	case snap.dirty:
-		due = now.Add(dirtyRetry)
-	case due.Before(now.Add(time.Second)):
+		due, interval = now.Add(dirtyRetry), snap.backgroundInterval(name)
+	default:
+		due, interval = snap.backgroundDue(name), snap.backgroundInterval(name)
+	}
+	if !due.IsZero() && due.Before(now.Add(time.Second)) {
 		due = now.Add(time.Second)
 	}
-	b.sched.set(name, due, snap.backgroundInterval(name))
+	b.sched.set(name, due, interval)
 }
 
 // passDelay delays a name's background refresh past the start of its refresh

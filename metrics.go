@@ -67,6 +67,15 @@ func (c *nameCounters) read(r readResult) {
 	}
 }
 
+// readsTotal is how many creds reads the name served, whatever their result.
+func (c *nameCounters) readsTotal() uint64 {
+	var n uint64
+	for r := range c.reads {
+		n += c.reads[r].Load()
+	}
+	return n
+}
+
 // metrics holds the plugin's counters and its own Prometheus registry (never
 // the global one: several mounts may share one plugin process).
 type metrics struct {

@@ -95,6 +95,12 @@ func viewOf(c *nameCounters, snap *snapshot) nameView {
 		return v
 	}
 	v.loaded = true
+	if ev := snap.evicted; ev != nil {
+		// Only a chain in good health is evicted (residency.go): it needs
+		// no operator, is not failing and has no reauthorize_by.
+		v.accessExpiry, v.refreshExpiry = ev.accessExpiry, ev.refreshExpiry
+		return v
+	}
 	st := snap.state
 	if st == nil {
 		// No chain yet: nothing is lost. A config that can only be
@@ -189,15 +195,15 @@ func (c *nameCollector) Collect(ch chan<- prometheus.Metric) {
 	var all nameView
 	unloaded, notYet, lastErr := 0, 0, error(nil)
 	for _, name := range c.names {
-		var snap *snapshot
+		snap := c.b.inMemory(name) // an evicted name's gauges come from what it kept
 		var err error
-		if c.loadedOnly {
-			if snap = c.b.loaded(name); snap == nil {
-				notYet++
-				continue
+		if snap == nil && c.loadedOnly {
+			notYet++
+			continue
+		} else if snap == nil {
+			if snap, err = c.b.snapshot(c.ctx, c.storage, name); err != nil {
+				unloaded, lastErr = unloaded+1, err
 			}
-		} else if snap, err = c.b.snapshot(c.ctx, c.storage, name); err != nil {
-			unloaded, lastErr = unloaded+1, err
 		}
 		var counters *nameCounters
 		if snap != nil {

@@ -223,6 +223,18 @@ func bulkMinted(t *testing.T) (*env, []string) {
 // checks at 100 000 chains. No read waits for the provider, and calls stay
 // within one per chain per refresh interval.
 func TestBulkMintedChainsRefreshEvenly(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		residentMax int64 // 0: every name stays resident
+	}{
+		{"every name resident", 0},
+		{"most names evicted between their reads", 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) { bulkMintedChainsRefreshEvenly(t, tc.residentMax) })
+	}
+}
+
+func bulkMintedChainsRefreshEvenly(t *testing.T, residentMax int64) {
 	const (
 		n        = bulkChains
 		lifetime = bulkLifetime
@@ -230,6 +242,10 @@ func TestBulkMintedChainsRefreshEvenly(t *testing.T) {
 		run      = 300 * time.Second
 	)
 	e, names := bulkMinted(t)
+	if residentMax > 0 {
+		e.b.residency.max = residentMax
+		e.b.residency.sweeping.Store(true) // swept below, once a second
+	}
 	seed := rand.Uint64()
 	rng := rand.New(rand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
@@ -249,6 +265,12 @@ func TestBulkMintedChainsRefreshEvenly(t *testing.T) {
 		}
 		after := e.fake.Grants("refresh_token")
 		perSecond[sec], before = after-before, after
+		if residentMax > 0 {
+			e.sweep()
+			if got := e.b.residency.resident.Load(); sec > 0 && got > residentMax { // the first sweep sees every name read
+				t.Fatalf("at %ds %d names resident after a sweep, want ≤ %d", sec, got, residentMax)
+			}
+		}
 	}
 	calls, busiest := 0, 0
 	for _, c := range perSecond {

@@ -30,6 +30,10 @@ type snapshot struct {
 	health
 	// counters are the name's metrics counters, shared by all its snapshots.
 	counters *nameCounters
+	// evicted, when set, marks a snapshot that holds no state: the name was
+	// not read lately and gave its state up (residency.go). Only its health,
+	// counters and evicted are set; b.loaded reports it as not loaded.
+	evicted *evictedView
 }
 
 // reauthorizeNotice is how long before reauthorizeBy() reads warn and status
@@ -258,6 +262,19 @@ func (s *snapshot) passDelay(name string) time.Duration {
 	return passDelay(name, s.state.refreshWindow(s.settings.refreshAhead))
 }
 
+// urgentAt is when the chain's background refresh must go, paced or not:
+// three quarters into its refresh window, which leaves the last quarter for
+// the provider's answer and retries. The zero time means at once: a state
+// awaiting saving, no token, or a chain whose renewal ends the token it
+// serves (its readers wait from the window's start).
+func (s *snapshot) urgentAt() time.Time {
+	if s.dirty || s.state == nil || s.renewalEndsServed() {
+		return time.Time{}
+	}
+	window := s.state.refreshWindow(s.settings.refreshAhead)
+	return s.state.refreshAt(s.settings.refreshAhead).Add(window * 3 / 4)
+}
+
 // backgroundInterval is how long the background takes, in the long run,
 // between two refreshes of the chain: its tokens' lifetime less the refresh
 // window, plus the name's passDelay (0: no token). The schedule's need rate,
@@ -299,6 +316,11 @@ func (b *backend) snapshotAndConfig(ctx context.Context, s logical.Storage, name
 	if snap := b.loaded(name); snap != nil {
 		return snap, nil, nil
 	}
+	e := b.entry(name)
+	evicted := e.snap.Load() // nil, or evicted: loaded() said it is not full
+	if evicted.isFull() {
+		return evicted, nil, nil // loaded meanwhile
+	}
 	epoch := b.invalidations.Load()
 	cfg, err := loadConfig(ctx, s, name)
 	if err != nil || cfg == nil {
@@ -309,14 +331,22 @@ func (b *backend) snapshotAndConfig(ctx context.Context, s logical.Storage, name
 		return nil, nil, err
 	}
 	loaded := newSnapshot(cfg, state)
-	e := b.entry(name)
 	loaded.counters = &e.counters
-	if !e.snap.CompareAndSwap(nil, loaded) {
-		return e.snap.Load(), nil, nil // another caller loaded it first
+	if evicted != nil {
+		loaded.health = evicted.health // what status shows survives an eviction
 	}
+	if !e.snap.CompareAndSwap(evicted, loaded) {
+		if current := e.snap.Load(); current.isFull() {
+			return current, nil, nil // another caller loaded it first
+		}
+		return loaded, nil, nil // evicted or forgotten meanwhile: serve what storage held
+	}
+	b.counted(evicted, loaded)
 	if b.invalidations.Load() != epoch {
 		// Storage changed while we read it; do not keep what may be stale.
-		e.snap.CompareAndSwap(loaded, nil)
+		if e.snap.CompareAndSwap(loaded, nil) {
+			b.counted(loaded, nil)
+		}
 		return loaded, nil, nil
 	}
 	b.sched.set(name, loaded.backgroundDue(name), loaded.backgroundInterval(name))
@@ -326,10 +356,13 @@ func (b *backend) snapshotAndConfig(ctx context.Context, s logical.Storage, name
 	return loaded, &coldConfig{snap: loaded, cfg: cfg}, nil
 }
 
-// loaded returns name's snapshot if one is in memory, else nil.
+// loaded returns name's snapshot if one is in memory, else nil (evicted
+// snapshots included: residency.go).
 func (b *backend) loaded(name string) *snapshot {
 	if e, ok := b.entries.Load(name); ok {
-		return e.(*nameEntry).snap.Load()
+		if snap := e.(*nameEntry).snap.Load(); snap.isFull() {
+			return snap
+		}
 	}
 	return nil
 }
@@ -337,14 +370,14 @@ func (b *backend) loaded(name string) *snapshot {
 // publish makes snap what readers of name see, and schedules its next
 // background refresh.
 func (b *backend) publish(name string, snap *snapshot) {
-	b.entry(name).snap.Store(snap)
+	b.counted(b.entry(name).snap.Swap(snap), snap)
 	b.sched.set(name, snap.backgroundDue(name), snap.backgroundInterval(name))
 }
 
 // forget drops name's snapshot, so the next read loads it from storage.
 func (b *backend) forget(name string) {
 	if e, ok := b.entries.Load(name); ok {
-		e.(*nameEntry).snap.Store(nil)
+		b.counted(e.(*nameEntry).snap.Swap(nil), nil)
 	}
 }
 
