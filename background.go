@@ -280,7 +280,7 @@ func (b *backend) urgentAt(name string, now time.Time) time.Time {
 	case snap.isFull():
 		urgent = snap.urgentAt()
 	case snap != nil:
-		urgent = snap.evicted.urgent
+		urgent = snap.evicted.urgent()
 	}
 	if urgent.IsZero() {
 		return now
@@ -364,7 +364,7 @@ func (b *backend) reschedule(name string, now time.Time) {
 		b.sched.remove(name) // forgotten: the next load schedules it again
 		return
 	case snap.evicted != nil: // evicted since its refresh: keep what it kept
-		due, interval = snap.evicted.due, snap.evicted.interval
+		due, interval = snap.evicted.due(), snap.evicted.interval
 	case snap.dirty:
 		due, interval = now.Add(dirtyRetry), snap.backgroundInterval(name)
 	default:

@@ -98,7 +98,7 @@ func viewOf(c *nameCounters, snap *snapshot) nameView {
 	if ev := snap.evicted; ev != nil {
 		// Only a chain in good health is evicted (residency.go): it needs
 		// no operator, is not failing and has no reauthorize_by.
-		v.accessExpiry, v.refreshExpiry = ev.accessExpiry, ev.refreshExpiry
+		v.accessExpiry, v.refreshExpiry = ev.accessExpiry(), ev.refreshExpiry()
 		return v
 	}
 	st := snap.state

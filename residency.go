@@ -39,14 +39,49 @@ const (
 	sweepGap = time.Second
 )
 
-// evictedView is what an evicted snapshot keeps of the full one.
+// evictedView is what an evicted snapshot keeps of the full one, in as few
+// bytes as a time allows (100 000 of them at a large mount): unixNano and
+// unix are those of a time, 0 for the zero time.
 type evictedView struct {
 	// due, urgent and interval keep the name's background refresh where the
 	// full snapshot had it (reschedule, urgentAt in background.go).
-	due, urgent time.Time
-	interval    time.Duration
-	// accessExpiry, refreshExpiry: the gauges' values (metrics_collector.go).
-	accessExpiry, refreshExpiry time.Time
+	dueUnixNano, urgentUnixNano int64
+	interval                    time.Duration
+	// accessExpiryUnix, refreshExpiryUnix: the gauges' values
+	// (metrics_collector.go), in whole seconds as they show them.
+	accessExpiryUnix, refreshExpiryUnix int64
+}
+
+func newEvictedView(due, urgent time.Time, interval time.Duration, accessExpiry, refreshExpiry time.Time) *evictedView {
+	nano := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.UnixNano()
+	}
+	sec := func(t time.Time) int64 {
+		if t.IsZero() {
+			return 0
+		}
+		return t.Unix()
+	}
+	return &evictedView{dueUnixNano: nano(due), urgentUnixNano: nano(urgent), interval: interval,
+		accessExpiryUnix: sec(accessExpiry), refreshExpiryUnix: sec(refreshExpiry)}
+}
+
+func (v *evictedView) due() time.Time          { return timeOf(v.dueUnixNano, 1) }
+func (v *evictedView) urgent() time.Time       { return timeOf(v.urgentUnixNano, 1) }
+func (v *evictedView) accessExpiry() time.Time { return timeOf(v.accessExpiryUnix, int64(time.Second)) }
+func (v *evictedView) refreshExpiry() time.Time {
+	return timeOf(v.refreshExpiryUnix, int64(time.Second))
+}
+
+// timeOf is the time n units after the Unix epoch, or the zero time for 0.
+func timeOf(n, unit int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n*unit)
 }
 
 // residency counts the names holding a full snapshot and runs the sweeps.
@@ -166,17 +201,17 @@ func (b *backend) evict(name string, e *nameEntry) bool {
 	if !snap.isFull() || !snap.evictable() {
 		return false
 	}
-	ev := &snapshot{health: snap.health, counters: snap.counters, evicted: &evictedView{
-		due: snap.backgroundDue(name), urgent: snap.urgentAt(), interval: snap.backgroundInterval(name),
-	}}
+	var accessExpiry, refreshExpiry time.Time
 	if st := snap.state; st != nil {
 		if st.AccessToken != "" {
-			ev.evicted.accessExpiry = st.ExpiresAt
+			accessExpiry = st.ExpiresAt
 		}
 		if st.RefreshToken != "" {
-			ev.evicted.refreshExpiry = st.RefreshExpiresAt
+			refreshExpiry = st.RefreshExpiresAt
 		}
 	}
+	ev := &snapshot{health: snap.health, counters: snap.counters,
+		evicted: newEvictedView(snap.backgroundDue(name), snap.urgentAt(), snap.backgroundInterval(name), accessExpiry, refreshExpiry)}
 	if !e.snap.CompareAndSwap(snap, ev) {
 		return false
 	}

@@ -25,8 +25,9 @@ type snapshot struct {
 	// dirty: state is newer than storage (a write failed); it must win over storage.
 	dirty bool
 	// view holds the creds response values fixed by state, boxed once per
-	// snapshot so a cached read only assembles the map.
-	view credsView
+	// snapshot so a cached read only assembles the map. Behind a pointer, so
+	// an evicted snapshot (residency.go), which has none, is small.
+	view *credsView
 	health
 	// counters are the name's metrics counters, shared by all its snapshots.
 	counters *nameCounters
@@ -54,17 +55,20 @@ type credsExtras struct{ permissions, repositories, authorizationParams any }
 // boxedTokenTypes are the usual token types, boxed once for every chain.
 var boxedTokenTypes = map[string]any{"Bearer": "Bearer", "bearer": "bearer"}
 
+// noCredsView is the view of a snapshot without a token state.
+var noCredsView = &credsView{}
+
 // newCredsView fixes the creds response values of st; until is when a reader
 // must stop using its access token (servedUntil).
-func newCredsView(st *tokenState, until time.Time) credsView {
+func newCredsView(st *tokenState, until time.Time) *credsView {
 	if st == nil {
-		return credsView{}
+		return noCredsView
 	}
 	tokenType, ok := boxedTokenTypes[st.TokenType]
 	if !ok {
 		tokenType = st.TokenType
 	}
-	v := credsView{
+	v := &credsView{
 		accessToken:      st.AccessToken,
 		tokenType:        tokenType,
 		expiresAt:        until.UTC().Format(time.RFC3339),
