@@ -333,8 +333,13 @@ func (l *refreshLoop) settle(b *backend, timeout time.Duration) error {
 }
 
 // refreshScheduled renews name if it still wants it, then schedules its next visit.
+// A name that was not in memory (evicted: residency.go) is evicted again
+// once renewed, unless read meanwhile: keeping idle chains fresh does not
+// fill the cache.
 func (b *backend) refreshScheduled(name string) {
-	snap, err := b.snapshot(b.ctx, b.storage, name)
+	e := b.entry(name)
+	idle, reads := !e.snap.Load().isFull(), e.counters.readsTotal()
+	snap, cold, err := b.snapshotAndConfig(b.ctx, b.storage, name)
 	if err != nil || snap == nil {
 		if err != nil {
 			b.refreshLog.Warn("background refresh could not load its config", "name", name, "error", err)
@@ -343,13 +348,16 @@ func (b *backend) refreshScheduled(name string) {
 		return
 	}
 	if snap.refreshWanted(b.now(), snap.passDelay(name)) {
-		_, err := b.obtain(b.ctx, name, background, nil)
+		_, err := b.obtain(b.ctx, name, background, cold)
 		b.metrics.backgroundRefresh(err)
 		if err != nil {
 			b.refreshLog.Warn("background refresh failed", "name", name, "error", err)
 		}
 	}
 	b.reschedule(name, b.now())
+	if idle && e.counters.readsTotal() == reads && b.residency.resident.Load() > b.residency.max/2 {
+		b.evict(name, e)
+	}
 }
 
 // reschedule sets name's next visit from its current snapshot, never sooner
