@@ -22,8 +22,9 @@ package fakeprovider
 // doesn't revoke old refresh tokens when used to fetch new access tokens",
 // https://learn.microsoft.com/en-us/entra/identity-platform/refresh-tokens).
 // The client authenticates with client_secret (AddClient) or a client
-// assertion. The page lists scope as required for a refresh; whether it
-// is enforced is a switch (SetMicrosoftRefreshScope).
+// assertion. Whether a refresh must name a scope is not clear from the
+// page (its example always sends one): a switch (SetMicrosoftRefreshScope),
+// strict by default.
 
 import (
 	"net/http"
@@ -110,7 +111,7 @@ func (s *Server) clientAssertion(w http.ResponseWriter, x *exchange, form map[st
 }
 
 // MicrosoftRefreshScope is whether a refresh at the Microsoft token URL
-// must name a scope: the v2 page lists it as required.
+// must name a scope, which the v2 page leaves unclear.
 type MicrosoftRefreshScope int
 
 const (
