@@ -265,7 +265,9 @@ func (k *keyStore) ValidateTokenExchangeRequest(_ context.Context, r op.TokenExc
 }
 
 // CreateTokenExchangeRequest (op.TokenExchangeStorage) keeps nothing.
-func (k *keyStore) CreateTokenExchangeRequest(context.Context, op.TokenExchangeRequest) error { return nil }
+func (k *keyStore) CreateTokenExchangeRequest(context.Context, op.TokenExchangeRequest) error {
+	return nil
+}
 
 // CreateAccessToken records which tokens were issued, for Subject,
 // Audiences and token exchange.
