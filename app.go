@@ -217,6 +217,7 @@ func (b *backend) connectionChanged(ctx context.Context, s logical.Storage, name
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
+	b.dropVariants(name) // the app's bounds may have changed
 	snap := b.loaded(name)
 	if snap == nil {
 		if !dropToken {

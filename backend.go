@@ -71,6 +71,8 @@ type backend struct {
 	// (what the read path needs, so a cached read touches neither storage
 	// nor a lock), its lock and its metrics counters, behind one map entry.
 	entries sync.Map
+	// narrowings memoises narrowed reads' parameters (narrowing.go).
+	narrowings narrowingMemo
 	// residency bounds how many names keep their state in memory (residency.go).
 	residency residency
 	// invalidations counts Invalidate calls, so a load that raced one is discarded.
@@ -224,6 +226,9 @@ type nameEntry struct {
 	lock     sync.Mutex
 	counters nameCounters
 	cost     residentCost // the residency sweep's own (residency.go)
+	// variants are the name's narrowed tokens (variants.go), kept out of
+	// the snapshot: a renewal of the main token leaves them be.
+	variants variantTable
 }
 
 // entry returns name's entry, creating it on first use. Entries are never
