@@ -73,6 +73,8 @@ type backend struct {
 	entries sync.Map
 	// narrowings memoises narrowed reads' parameters (narrowing.go).
 	narrowings narrowingMemo
+	// roles holds the roles read (path_role.go).
+	roles roleCache
 	// residency bounds how many names keep their state in memory (residency.go).
 	residency residency
 	// invalidations counts Invalidate calls, so a load that raced one is discarded.
@@ -141,7 +143,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix, appPrefix, connectionIndexPrefix, webhookPrefix},
+			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix, appPrefix, connectionIndexPrefix, webhookPrefix, rolePrefix},
 			// The provider sends the user's browser back here without a Vault token;
 			// public keys are public (jwks/<name>).
 			Unauthenticated: []string{callbackPath, jwksPattern + "*"},
@@ -151,6 +153,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			pathApp(b),
 			pathSelf(b),
 			pathCreds(b),
+			pathRole(b),
 			pathStatus(b),
 			pathSettings(b),
 			pathMetrics(b),
@@ -184,6 +187,11 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		return
 	}
 	b.jwks.invalidate(key)
+	if role, ok := strings.CutPrefix(key, rolePrefix); ok {
+		b.invalidations.Add(1) // a role being loaded meanwhile is not kept
+		b.roles.forget(role)
+		return
+	}
 	if strings.HasPrefix(key, appPrefix) {
 		b.invalidations.Add(1)
 		b.forgetLoaded() // app.go
