@@ -91,7 +91,7 @@ func TestNarrowedGitHubInstallationToken(t *testing.T) {
 			resp, err := e.creds(tc.config, tc.read)
 			if tc.wantErr != "" {
 				expectErr(t, "narrowed read", err, tc.wantErr)
-				expect(t, "status", statusOf(resp, err), http.StatusBadRequest)
+				expect(t, "status", codeOf(err), http.StatusBadRequest)
 				return
 			}
 			if err != nil {
@@ -133,9 +133,9 @@ func TestZitadelNarrowedClientCredentials(t *testing.T) {
 	if got, _ := resp.Data["scopes"].([]string); !slices.Equal(got, []string{"openid"}) {
 		t.Errorf("scopes: got %v, want [openid]", got)
 	}
-	resp, err = e.creds("z", map[string]any{"scope": "admin"})
+	_, err = e.creds("z", map[string]any{"scope": "admin"})
 	expectErr(t, "a scope the OP refuses", err, "invalid_scope")
-	expect(t, "status", statusOf(resp, err), http.StatusBadRequest)
+	expect(t, "status", codeOf(err), http.StatusBadRequest)
 }
 
 // startZitadelEnv starts zitadel/oidc's OpenID provider and an env whose

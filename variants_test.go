@@ -5,7 +5,6 @@ package tokenbroker
 // narrowed refresh's discipline on a single-use chain.
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -19,20 +18,6 @@ import (
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
-
-// statusOf is the HTTP status Vault answers resp, err with.
-func statusOf(resp *logical.Response, err error) int {
-	var coded logical.HTTPCodedError
-	switch {
-	case errors.As(err, &coded):
-		return coded.Code()
-	case resp != nil && resp.IsError():
-		return http.StatusBadRequest
-	case err != nil:
-		return http.StatusInternalServerError
-	}
-	return http.StatusOK
-}
 
 // narrowedToken reads creds/<name> with read and returns its access token;
 // any error is fatal.
@@ -82,7 +67,7 @@ func TestNarrowedReadBounds(t *testing.T) {
 			resp, err := e.creds(tc.config, tc.read)
 			if tc.wantErr != "" {
 				expectErr(t, "narrowed read", err, tc.wantErr)
-				expect(t, "status", statusOf(resp, err), http.StatusBadRequest)
+				expect(t, "status", codeOf(err), http.StatusBadRequest)
 				expect(t, "upstream calls", e.fake.TotalCalls()-calls, 0)
 				return
 			}
@@ -284,9 +269,9 @@ func TestNarrowingRefusedByTheProvider(t *testing.T) {
 	e.fake.SetClientPolicy(testClientID, fakeprovider.ClientPolicy{Scopes: []string{"read"}})
 	e.seedConfig("x", fakeprovider.OAuth2, map[string]any{"allowed_scopes": "read,admin"})
 	main := e.token("x")
-	resp, err := e.creds("x", map[string]any{"scope": "admin"})
+	_, err := e.creds("x", map[string]any{"scope": "admin"})
 	expectErr(t, "narrowed read the provider refuses", err, "invalid_scope")
-	expect(t, "status", statusOf(resp, err), http.StatusBadRequest)
+	expect(t, "status", codeOf(err), http.StatusBadRequest)
 	st := e.storedState("x")
 	if st.NeedsRefreshToken || st.RefreshToken == "" || st.RefreshPending {
 		t.Fatalf("chain after a refused narrowing: needs_refresh_token %v, refresh token held %v, pending %v; want it intact",
@@ -295,4 +280,35 @@ func TestNarrowingRefusedByTheProvider(t *testing.T) {
 	expect(t, "main token", e.token("x"), main)
 	e.narrowedToken("x", map[string]any{"scope": "read"})
 	expect(t, "refresh token reuses", e.fake.RefreshReuses(), 0)
+}
+
+// TestNarrowedSelfRead: a user's own connection narrows within its app's
+// allowed_scopes, and an app write that changes them drops the
+// connection's narrowed tokens.
+func TestNarrowedSelfRead(t *testing.T) {
+	e := newEnv(t)
+	e.userApp("mail", map[string]any{"scopes": "read,write", "allowed_scopes": "read"})
+	e.connectSelf(entityA, "mail", accountA, emailA)
+	read := func(data map[string]any) (*logical.Response, error) {
+		return e.as(entityA, logical.ReadOperation, "self/mail", data)
+	}
+	resp, err := read(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	main := resp.Data["access_token"]
+	if resp, err = read(map[string]any{"scope": "read"}); err != nil || resp.Data["access_token"] == main {
+		t.Fatalf("narrowed self read: %v; want a token other than the main one", err)
+	}
+	_, err = read(map[string]any{"scope": "write"})
+	expectErr(t, "a scope outside the app's allowed_scopes", err, `scope "write" is not among the allowed scopes`)
+	expect(t, "status", codeOf(err), http.StatusBadRequest)
+
+	variants := &e.b.entry(selfName("mail", entityA)).variants
+	expect(t, "narrowed tokens of the connection", variants.len(), 1)
+	e.mustDo(logical.UpdateOperation, "app/mail", map[string]any{"allowed_scopes": "write"})
+	expect(t, "narrowed tokens after the app's bounds changed", variants.len(), 0)
+	if _, err := read(map[string]any{"scope": "write"}); err != nil {
+		t.Fatalf("a scope the app now allows: %v", err)
+	}
 }
