@@ -79,7 +79,7 @@ func TestNarrowedGitHubInstallationToken(t *testing.T) {
 			[]string{"web"}, map[string]string{"contents": "read"}, ""},
 		{"within the config's repositories", "gh-bounded", map[string]any{"repositories": "api"}, []string{"api"}, nil, ""},
 		{"outside the config's repositories", "gh-bounded", map[string]any{"repositories": "docs"}, nil, nil,
-			`repository "docs" is not among the allowed repositorys (the config's repositories)`},
+			`repository "docs" is not among the allowed repositories (the config's repositories)`},
 		{"above the config's permission", "gh-bounded", map[string]any{"permissions": "contents=write"}, nil, nil,
 			`permission "contents:write"`},
 		{"a level that is none", "gh", map[string]any{"permissions": "contents=all"}, nil, nil, "must be read, write or admin"},

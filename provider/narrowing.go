@@ -251,7 +251,11 @@ type OutsideBoundsError struct {
 }
 
 func (e *OutsideBoundsError) Error() string {
-	return fmt.Sprintf("%s %q is not among the allowed %ss", e.Kind, e.Value, e.Kind)
+	kinds := e.Kind + "s"
+	if k, ok := strings.CutSuffix(e.Kind, "y"); ok {
+		kinds = k + "ies" // repository: repositories
+	}
+	return fmt.Sprintf("%s %q is not among the allowed %s", e.Kind, e.Value, kinds)
 }
 
 // Check returns nil when every value n asks for is within b, else an

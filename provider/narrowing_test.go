@@ -231,6 +231,9 @@ func TestBoundsCheck(t *testing.T) {
 			}
 		})
 	}
+	if got, want := (&OutsideBoundsError{"repository", "web"}).Error(), `repository "web" is not among the allowed repositories`; got != want {
+		t.Errorf("Error: got %q, want %q", got, want)
+	}
 	if got, want := (&OutsideBoundsError{"scope", "admin"}).Error(), `scope "admin" is not among the allowed scopes`; got != want {
 		t.Errorf("Error: got %q, want %q", got, want)
 	}
