@@ -312,3 +312,24 @@ func TestNarrowedSelfRead(t *testing.T) {
 		t.Fatalf("a scope the app now allows: %v", err)
 	}
 }
+
+// TestNarrowedReadsKeepTheNameResident: a narrowed read is a read of its
+// name, so a name read only narrowed is not evicted as idle; an evicted
+// name's narrowed tokens go with its state.
+func TestNarrowedReadsKeepTheNameResident(t *testing.T) {
+	e := residentEnv(t, 2)
+	for _, name := range []string{"narrowed", "narrowed2", "unread"} {
+		e.config(name, fakeprovider.OAuth2, map[string]any{"allowed_scopes": "read"})
+		e.narrowedToken(name, map[string]any{"scope": "read"})
+	}
+	e.sweep() // all read since the start
+	for _, name := range []string{"narrowed", "narrowed2"} {
+		e.narrowedToken(name, map[string]any{"scope": "read"})
+	}
+	e.sweep()
+	for name, want := range map[string]bool{"narrowed": false, "narrowed2": false, "unread": true} {
+		expect(t, name+" evicted", e.evicted(name), want)
+	}
+	expect(t, "narrowed tokens of the evicted name", e.b.entry("unread").variants.len(), 0)
+	expect(t, "narrowed tokens of a resident name", e.b.entry("narrowed").variants.len(), 1)
+}
