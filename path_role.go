@@ -14,19 +14,20 @@ import (
 )
 
 // Roles: a named, fixed narrowing of one config's tokens (or a
-// connection's: config names either), and optionally an RFC 8693 exchange
+// connection's: config names either), or of an app's (each caller's own
+// connection, as self/<app> reads it), and optionally an RFC 8693 exchange
 // (token_exchange.go). role/<role>/creds returns the role's token, so a
 // team's policy is one path: path "tokenbroker/role/reporting/creds"
 // { capabilities = ["read"] }. The token is a variant of the config's,
-// cached like every narrowed token (variants.go). A role names a config
-// by name; self/<app>'s per-user connections are not reachable through
-// roles (a role is an operator's, for one chain).
+// cached like every narrowed token (variants.go).
 
 const rolePrefix = "role/"
 
 // roleEntry is one stored role/<role>.
 type roleEntry struct {
-	Config        string            `json:"config"`
+	// Config or App: whose tokens the role narrows; one of them.
+	Config        string            `json:"config,omitempty"`
+	App           string            `json:"app,omitempty"`
 	Scopes        []string          `json:"scope,omitempty"`
 	Audiences     []string          `json:"audience,omitempty"`
 	Resources     []string          `json:"resource,omitempty"`
@@ -123,8 +124,8 @@ func pathRole(b *backend) []*framework.Path {
 }
 
 const roleHelp = `
-A role binds a config (or a connection, by its config name) to a fixed
-narrowing: scope, audience, resource (RFC 8707), and for github_app
+A role binds a config (or a connection, by its config name), or an app (each
+caller's own connection of it, as self/<app>), to a fixed narrowing: scope, audience, resource (RFC 8707), and for github_app
 repositories, repository_ids and permissions, each within the config's
 allowed_scopes, allowed_audiences, allowed_resources (GitHub: its
 repositories and permissions). With exchange=true the role's token is
@@ -139,7 +140,9 @@ narrowing, like the config's own.
 // them, the config and the exchange.
 var roleFields = withFieldSchemas(map[string]*framework.FieldSchema{
 	"name":   roleNameField,
-	"config": {Type: framework.TypeString, Description: "The config (or connection) whose tokens the role narrows. Required."},
+	"config": {Type: framework.TypeString, Description: "The config (or connection) whose tokens the role narrows. One of config or app."},
+	"app": {Type: framework.TypeString,
+		Description: "The app whose tokens the role narrows: each caller reads their own connection of it, as self/<app> does. One of config or app."},
 	"exchange": {Type: framework.TypeBool,
 		Description: "Obtain the role's token by RFC 8693 token exchange of the config's access token at its provider, with the role's scope, audience and resource."},
 	"subject_token_type": {Type: framework.TypeString, Default: "access_token", AllowedValues: []any{"access_token"},
@@ -194,8 +197,8 @@ func (b *backend) pathRoleRead(ctx context.Context, req *logical.Request, d *fra
 	if err != nil || r == nil {
 		return nil, err
 	}
-	data := map[string]any{"config": r.Config, "exchange": r.Exchange != nil}
-	for key, v := range map[string]any{"scope": r.Scopes, "audience": r.Audiences, "resource": r.Resources,
+	data := map[string]any{"exchange": r.Exchange != nil}
+	for key, v := range map[string]any{"config": r.Config, "app": r.App, "scope": r.Scopes, "audience": r.Audiences, "resource": r.Resources,
 		"repositories": r.Repositories, "repository_ids": r.RepositoryIDs, "permissions": r.Permissions} {
 		if !isEmpty(v) {
 			data[key] = v
@@ -228,18 +231,9 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err := r.apply(d); err != nil {
 		return logical.ErrorResponse("role %q: %s", name, err), nil
 	}
-	if r.Config == "" {
-		return logical.ErrorResponse("role %q: config is required", name), nil
-	}
-	if err := validName(r.Config); err != nil {
-		return logical.ErrorResponse("role %q: %s", name, err), nil
-	}
-	cfg, err := loadConfig(ctx, req.Storage, r.Config)
+	cfg, err := r.target(ctx, req.Storage)
 	if err != nil {
-		return nil, err
-	}
-	if cfg == nil {
-		return logical.ErrorResponse("role %q: no config named %q", name, r.Config), nil
+		return logical.ErrorResponse("role %q: %s", name, err), nil
 	}
 	n, err := r.narrowing().Canonical()
 	if err != nil {
@@ -247,17 +241,50 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	}
 	r.Scopes, r.Audiences, r.Resources, r.Repositories, r.RepositoryIDs, r.Permissions =
 		n.Scopes, n.Audiences, n.Resources, n.Repositories, n.RepositoryIDs, n.Permissions
-	if err := cfg.checkNarrowing(r.Config, n); err != nil {
+	if err := cfg.checkNarrowing(r.targetName(), n); err != nil {
 		return logical.ErrorResponse("role %q: %s", name, err), nil
 	}
 	if r.Exchange != nil && !cfg.endpoint().CanExchange() {
-		return logical.ErrorResponse("role %q: provider %s of config %q does not offer token exchange (RFC 8693)", name, cfg.Provider, r.Config), nil
+		return logical.ErrorResponse("role %q: provider %s of %s does not offer token exchange (RFC 8693)", name, cfg.Provider, r.targetName()), nil
 	}
 	if err := roleEntries.save(ctx, req.Storage, name, r); err != nil {
 		return nil, err
 	}
 	b.roles.forget(name)
 	return nil, nil
+}
+
+// target is the config (or app) the role narrows, which must exist.
+func (r *roleEntry) target(ctx context.Context, s logical.Storage) (*providerConfig, error) {
+	switch {
+	case (r.Config == "") == (r.App == ""):
+		return nil, fmt.Errorf("give one of config or app")
+	case r.App != "":
+		if err := validAppName(r.App); err != nil {
+			return nil, err
+		}
+		app, err := loadApp(ctx, s, r.App)
+		if err == nil && app == nil {
+			err = fmt.Errorf("no app named %q", r.App)
+		}
+		return app, err
+	}
+	if err := validName(r.Config); err != nil {
+		return nil, err
+	}
+	cfg, err := loadConfig(ctx, s, r.Config)
+	if err == nil && cfg == nil {
+		err = fmt.Errorf("no config named %q", r.Config)
+	}
+	return cfg, err
+}
+
+// targetName names the role's config or app in messages.
+func (r *roleEntry) targetName() string {
+	if r.App != "" {
+		return "app " + r.App
+	}
+	return r.Config
 }
 
 // apply sets the fields d sends.
@@ -289,10 +316,15 @@ func (r *roleEntry) apply(d *framework.FieldData) error {
 	} else if ok {
 		r.Permissions = v
 	}
-	if v, ok, err := field[string](d, "config"); err != nil {
-		return err
-	} else if ok {
-		r.Config = strings.TrimSpace(v)
+	for _, f := range []struct {
+		key string
+		to  *string
+	}{{"config", &r.Config}, {"app", &r.App}} {
+		if v, ok, err := field[string](d, f.key); err != nil {
+			return err
+		} else if ok {
+			*f.to = strings.TrimSpace(v)
+		}
 	}
 	return r.applyExchange(d)
 }
@@ -360,6 +392,14 @@ func (b *backend) pathRoleCredsRead(ctx context.Context, req *logical.Request, d
 	}
 	if r == nil {
 		return nil, logical.CodedError(http.StatusNotFound, fmt.Sprintf("no role named %q", name))
+	}
+	if app := r.entry.App; app != "" {
+		entity, err := callerEntity(req)
+		if err != nil {
+			return nil, err
+		}
+		self := selfConnection{App: app, Owner: entity}
+		return b.readCreds(ctx, req.Storage, selfName(app, entity), minTTL, ownedBy(self), r.vr)
 	}
 	return b.readCreds(ctx, req.Storage, r.entry.Config, minTTL, anyConfig, r.vr)
 }

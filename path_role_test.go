@@ -30,7 +30,9 @@ func TestRoleWrites(t *testing.T) {
 		{"scopes canonical", map[string]any{"config": "x", "scope": "b a b"}, "", map[string]any{"scope": "[a b]", "exchange": "false"}},
 		{"an exchange", map[string]any{"config": "x", "exchange": true, "audience": "api", "requested_token_type": "jwt"}, "",
 			map[string]any{"audience": "[api]", "exchange": "true", "subject_token_type": "access_token", "requested_token_type": "jwt"}},
-		{"no config", map[string]any{"scope": "a"}, "config is required", nil},
+		{"no config", map[string]any{"scope": "a"}, "give one of config or app", nil},
+		{"both config and app", map[string]any{"config": "x", "app": "mail"}, "give one of config or app", nil},
+		{"an unknown app", map[string]any{"app": "nope"}, `no app named "nope"`, nil},
 		{"an unknown config", map[string]any{"config": "nope"}, `no config named "nope"`, nil},
 		{"a scope outside", map[string]any{"config": "x", "scope": "c"}, `scope "c" is not among the allowed scopes`, nil},
 		{"a bad resource", map[string]any{"config": "x", "resource": "nope"}, "must be an absolute URI", nil},
@@ -135,4 +137,29 @@ func TestZitadelRoleTokenExchange(t *testing.T) {
 	if got := o.Audiences(tok); !slices.Contains(got, "api-a") {
 		t.Fatalf("exchanged token's audiences: got %v, want api-a among them", got)
 	}
+}
+
+// TestRoleOfAnApp: a role of an app serves each caller their own
+// connection's token, narrowed within the app's bounds; a caller without a
+// connection gets self/'s 404.
+func TestRoleOfAnApp(t *testing.T) {
+	e := newEnv(t)
+	e.userApp("mail", map[string]any{"scopes": "read,write", "allowed_scopes": "read"})
+	e.mustDo(logical.CreateOperation, "role/mail-read", map[string]any{"app": "mail", "scope": "read"})
+	e.connectSelf(entityA, "mail", accountA, emailA)
+	own, err := e.as(entityA, logical.ReadOperation, "self/mail", map[string]any{"scope": "read"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.as(entityA, logical.ReadOperation, "role/mail-read/creds", nil)
+	if err != nil {
+		t.Fatalf("role of an app, read by a connected user: %v", err)
+	}
+	expect(t, "role token (the user's narrowed token)", resp.Data["access_token"], own.Data["access_token"])
+	_, err = e.as(entityB, logical.ReadOperation, "role/mail-read/creds", nil)
+	expect(t, "status for a user without a connection", codeOf(err), http.StatusNotFound)
+	expectErr(t, "role write beyond the app's bounds", func() error {
+		_, err := e.do(logical.CreateOperation, "role/mail-write", map[string]any{"app": "mail", "scope": "write"})
+		return err
+	}(), `scope "write" is not among the allowed scopes`)
 }
