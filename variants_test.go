@@ -112,6 +112,7 @@ func TestNarrowedReadCanonicalKey(t *testing.T) {
 	}
 	expect(t, "upstream calls", e.fake.TotalCalls()-calls, 1)
 	expect(t, "variants", e.b.entry("x").variants.len(), 1)
+	expectField(t, e.status("x"), "narrowed_tokens", 1)
 }
 
 // TestNarrowedVariantsBound: at most maxVariants per name; the least
