@@ -188,8 +188,7 @@ func (b *backend) invalidate(_ context.Context, key string) {
 	}
 	b.jwks.invalidate(key)
 	if role, ok := strings.CutPrefix(key, rolePrefix); ok {
-		b.invalidations.Add(1) // a role being loaded meanwhile is not kept
-		b.roles.forget(role)
+		b.roleChanged(role)
 		return
 	}
 	if strings.HasPrefix(key, appPrefix) {

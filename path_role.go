@@ -66,6 +66,13 @@ type roleCache struct{ m sync.Map }
 
 func (c *roleCache) forget(role string) { c.m.Delete(role) }
 
+// roleChanged drops role from memory after a write or delete; a load that
+// raced the change is not kept (b.role's epoch).
+func (b *backend) roleChanged(role string) {
+	b.invalidations.Add(1)
+	b.roles.forget(role)
+}
+
 // role is role's entry and variant, from memory or storage (nil: no role).
 func (b *backend) role(ctx context.Context, s logical.Storage, role string) (*loadedRole, error) {
 	if r, ok := b.roles.m.Load(role); ok {
@@ -250,7 +257,7 @@ func (b *backend) pathRoleWrite(ctx context.Context, req *logical.Request, d *fr
 	if err := roleEntries.save(ctx, req.Storage, name, r); err != nil {
 		return nil, err
 	}
-	b.roles.forget(name)
+	b.roleChanged(name)
 	return nil, nil
 }
 
@@ -373,7 +380,7 @@ func (b *backend) pathRoleDelete(ctx context.Context, req *logical.Request, d *f
 	if err := roleEntries.delete(ctx, req.Storage, name); err != nil {
 		return nil, err
 	}
-	b.roles.forget(name)
+	b.roleChanged(name)
 	return nil, nil
 }
 
