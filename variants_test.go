@@ -5,6 +5,7 @@ package tokenbroker
 // narrowed refresh's discipline on a single-use chain.
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -333,4 +334,20 @@ func TestNarrowedReadsKeepTheNameResident(t *testing.T) {
 	}
 	expect(t, "narrowed tokens of the evicted name", e.b.entry("unread").variants.len(), 0)
 	expect(t, "narrowed tokens of a resident name", e.b.entry("narrowed").variants.len(), 1)
+}
+
+// TestNarrowedReadOnAStandby: a performance standby holds no narrowed
+// tokens and calls no provider: it answers logical.ErrReadOnly, which
+// Vault turns into forwarding the read to the active node.
+func TestNarrowedReadOnAStandby(t *testing.T) {
+	e := newEnv(t)
+	e.config("x", fakeprovider.OAuth2, map[string]any{"allowed_scopes": "read"})
+	e.token("x")
+	e.standby()
+	calls := e.fake.TotalCalls()
+	_, err := e.creds("x", map[string]any{"scope": "read"})
+	if !errors.Is(err, logical.ErrReadOnly) {
+		t.Fatalf("narrowed read on a standby: got %v, want logical.ErrReadOnly", err)
+	}
+	expect(t, "upstream calls", e.fake.TotalCalls()-calls, 0)
 }
