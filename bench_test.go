@@ -157,14 +157,26 @@ func BenchmarkCredsReadCachedEnding(b *testing.B) {
 // one variant of the name, variants.go) beside BenchmarkCredsReadCached:
 // the bound is within 10 % of it.
 func BenchmarkCredsReadNarrowedCached(b *testing.B) {
-	benchCachedReadOf(b, map[string]any{"provider": "oauth2", "allowed_scopes": "read,write"}, map[string]any{"scope": "read"})
+	benchCachedReadOf(b, narrowedBenchConfig, "creds/x", map[string]any{"scope": "read"})
 }
 
-func benchCachedRead(b *testing.B, fields map[string]any) { benchCachedReadOf(b, fields, nil) }
+// BenchmarkRoleCredsReadCached is a cached read of a role's token
+// (role/r/creds: the same variant, its request fixed by the role).
+func BenchmarkRoleCredsReadCached(b *testing.B) {
+	benchCachedReadOf(b, narrowedBenchConfig, "role/r/creds", nil)
+}
 
-// benchCachedReadOf benchmarks cached reads of creds/x with data (nil: a
-// plain read) on an Echo360 config changed by fields.
-func benchCachedReadOf(b *testing.B, fields, data map[string]any) {
+// narrowedBenchConfig is the config of the narrowed benchmarks: an oauth2
+// config (its grant takes a scope) with a role r of scope read.
+var narrowedBenchConfig = map[string]any{"provider": "oauth2", "allowed_scopes": "read,write"}
+
+func benchCachedRead(b *testing.B, fields map[string]any) {
+	benchCachedReadOf(b, fields, "creds/x", nil)
+}
+
+// benchCachedReadOf benchmarks cached reads of path with data (nil: a
+// plain read) on an Echo360 config x changed by fields.
+func benchCachedReadOf(b *testing.B, fields map[string]any, path string, data map[string]any) {
 	e := newEnv(b)
 	e.fake.SetLifetime(time.Hour)
 	dialect := fakeprovider.Echo360
@@ -172,13 +184,16 @@ func benchCachedReadOf(b *testing.B, fields, data map[string]any) {
 		dialect = fakeprovider.OAuth2
 	}
 	e.config("x", dialect, fields)
-	if _, err := e.creds("x", data); err != nil { // mint once; every read below is cached
+	if dialect == fakeprovider.OAuth2 {
+		e.mustDo(logical.CreateOperation, "role/r", map[string]any{"config": "x", "scope": "read"})
+	}
+	if _, err := e.do(logical.ReadOperation, path, data); err != nil { // mint once; every read below is cached
 		b.Fatal(err)
 	}
 	calls := e.fake.TotalCalls()
 	ctx := context.Background()
 	read := func() {
-		req := &logical.Request{Operation: logical.ReadOperation, Path: "creds/x", Storage: e.storage}
+		req := &logical.Request{Operation: logical.ReadOperation, Path: path, Storage: e.storage}
 		if data != nil {
 			req.Data = maps.Clone(data) // as the gRPC server decodes each request anew
 		}
