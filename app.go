@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"reflect"
 	"sync"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -193,11 +194,14 @@ func (b *backend) saveKeys(ctx context.Context, r renewal, ring *keyRing) error 
 // from old to cfg: what reads need of it (refresh_ahead, the grant...) is
 // republished for the connections loaded here, and where the change makes
 // a cached token no longer fit the request (scopes, audience...), every
-// connection's cached token is dropped, its chain kept. A change of
+// connection's cached token is dropped, its chain kept; new bounds on
+// narrowing drop their narrowed tokens. A change of
 // client (dropsTokenState) is refused before this, while connections exist.
 func (b *backend) appChanged(ctx context.Context, s logical.Storage, app string, old, cfg *providerConfig) error {
 	settings, dropToken := settingsOf(cfg), cfg.changeFrom(old) == dropsAccessToken
-	if settingsOf(old) == settings && !dropToken {
+	// New bounds: the connections' narrowed tokens go (connectionChanged).
+	bounds := !reflect.DeepEqual(old.narrowingBounds(), cfg.narrowingBounds())
+	if settingsOf(old) == settings && !dropToken && !bounds {
 		return nil // a rotated secret, a timeout: nothing a connection holds
 	}
 	names, err := b.listConnections(ctx, s, app)
@@ -217,6 +221,7 @@ func (b *backend) connectionChanged(ctx context.Context, s logical.Storage, name
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
+	b.dropVariants(name) // the app's bounds may have changed
 	snap := b.loaded(name)
 	if snap == nil {
 		if !dropToken {

@@ -71,6 +71,10 @@ type backend struct {
 	// (what the read path needs, so a cached read touches neither storage
 	// nor a lock), its lock and its metrics counters, behind one map entry.
 	entries sync.Map
+	// narrowings memoises narrowed reads' parameters (narrowing.go).
+	narrowings narrowingMemo
+	// roles holds the roles read (path_role.go).
+	roles roleCache
 	// residency bounds how many names keep their state in memory (residency.go).
 	residency residency
 	// invalidations counts Invalidate calls, so a load that raced one is discarded.
@@ -139,7 +143,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Help:        strings.TrimSpace(backendHelp),
 		BackendType: logical.TypeLogical,
 		PathsSpecial: &logical.Paths{
-			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix, appPrefix, connectionIndexPrefix, webhookPrefix},
+			SealWrapStorage: []string{configPrefix, tokenPrefix, settingsKey, authPrefix, keyPrefix, appPrefix, connectionIndexPrefix, webhookPrefix, rolePrefix},
 			// The provider sends the user's browser back here without a Vault token;
 			// public keys are public (jwks/<name>).
 			Unauthenticated: []string{callbackPath, jwksPattern + "*"},
@@ -149,6 +153,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 			pathApp(b),
 			pathSelf(b),
 			pathCreds(b),
+			pathRole(b),
 			pathStatus(b),
 			pathSettings(b),
 			pathMetrics(b),
@@ -182,6 +187,10 @@ func (b *backend) invalidate(_ context.Context, key string) {
 		return
 	}
 	b.jwks.invalidate(key)
+	if role, ok := strings.CutPrefix(key, rolePrefix); ok {
+		b.roleChanged(role)
+		return
+	}
 	if strings.HasPrefix(key, appPrefix) {
 		b.invalidations.Add(1)
 		b.forgetLoaded() // app.go
@@ -224,6 +233,9 @@ type nameEntry struct {
 	lock     sync.Mutex
 	counters nameCounters
 	cost     residentCost // the residency sweep's own (residency.go)
+	// variants are the name's narrowed tokens (variants.go), kept out of
+	// the snapshot: a renewal of the main token leaves them be.
+	variants variantTable
 }
 
 // entry returns name's entry, creating it on first use. Entries are never

@@ -40,6 +40,7 @@ func (b *backend) periodicRefresh(ctx context.Context, req *logical.Request) err
 	b.sched.signal()                              // run what is due now
 	b.resumePollers(ctx, req.Storage)             // device.go
 	b.dropExpiredAuthorizations(ctx, req.Storage) // onboarding.go
+	b.dropIdleVariants()                          // variants.go
 	return nil
 }
 

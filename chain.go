@@ -93,10 +93,12 @@ func (b *backend) dropSpentChain(ctx context.Context, r renewal, cause error) (r
 
 // spent reports whether a failed refresh leaves its token unusable: the
 // provider refused it, or may have consumed it without answering. A refused
-// client (invalid_client) did not get as far as the token (client_rotation.go).
+// client (invalid_client) did not get as far as the token (client_rotation.go);
+// nor did a refused narrowing (invalid_scope, invalid_target: variants.go).
 func spent(err error) bool {
 	var pe *provider.Error
-	return errors.As(err, &pe) && (pe.Class == provider.Refused || pe.Class == provider.Lost) && !clientRefused(err)
+	return errors.As(err, &pe) && (pe.Class == provider.Refused || pe.Class == provider.Lost) && !clientRefused(err) &&
+		!pe.NarrowingRefused // the target asked was refused, not the token sent
 }
 
 // refresh sends the held refresh token, at most once (twice inside the
@@ -214,7 +216,11 @@ func (r renewal) newState(tok obtained, now time.Time) *tokenState {
 		lifetime = r.cfg.DefaultTTL
 	}
 	scopes := tok.Scopes
-	if scopes == nil {
+	switch {
+	case scopes != nil:
+	case r.narrowing != nil && len(r.narrowing.Scopes) > 0:
+		scopes = r.narrowing.Scopes // RFC 6749 §5.1: the scope asked, when none is returned
+	default:
 		scopes = r.cfg.Scopes
 	}
 	st := &tokenState{

@@ -50,17 +50,23 @@ type providerConfig struct {
 	// ClientSecrets are further secrets tried in order when the provider
 	// refuses the first: rotation without downtime. The one that works is
 	// promoted to ClientSecret.
-	ClientSecrets []string           `json:"client_secrets,omitempty"`
-	APIKey        string             `json:"api_key,omitempty"`
-	Scopes        []string           `json:"scopes,omitempty"`
-	Audience      string             `json:"audience,omitempty"`
-	ExtraParams   map[string]string  `json:"extra_params,omitempty"`
-	AuthStyle     provider.AuthStyle `json:"auth_style,omitempty"`
-	Encoding      provider.Encoding  `json:"encoding,omitempty"`
-	RefreshAhead  time.Duration      `json:"refresh_ahead"`
-	DefaultTTL    time.Duration      `json:"default_ttl"`
-	Timeout       time.Duration      `json:"timeout"`
-	CAPEM         string             `json:"ca_pem,omitempty"`
+	ClientSecrets []string `json:"client_secrets,omitempty"`
+	APIKey        string   `json:"api_key,omitempty"`
+	Scopes        []string `json:"scopes,omitempty"`
+	Audience      string   `json:"audience,omitempty"`
+	// AllowedScopes, AllowedAudiences and AllowedResources bound what a
+	// narrowed read or a role may ask for (narrowed.go): an empty list
+	// allows nothing of its kind. Resources are stored normalised (RFC 8707).
+	AllowedScopes    []string           `json:"allowed_scopes,omitempty"`
+	AllowedAudiences []string           `json:"allowed_audiences,omitempty"`
+	AllowedResources []string           `json:"allowed_resources,omitempty"`
+	ExtraParams      map[string]string  `json:"extra_params,omitempty"`
+	AuthStyle        provider.AuthStyle `json:"auth_style,omitempty"`
+	Encoding         provider.Encoding  `json:"encoding,omitempty"`
+	RefreshAhead     time.Duration      `json:"refresh_ahead"`
+	DefaultTTL       time.Duration      `json:"default_ttl"`
+	Timeout          time.Duration      `json:"timeout"`
+	CAPEM            string             `json:"ca_pem,omitempty"`
 	// RefreshGrant is refreshAuto, refreshNever, or "" for the dialect's default.
 	RefreshGrant string `json:"refresh_grant,omitempty"`
 	// RefreshReuseGrace: how long the provider accepts a rotated refresh

@@ -124,6 +124,17 @@ var configFieldTable = []configField{
 	{name: "audience", schema: &framework.FieldSchema{Type: framework.TypeString, Description: "Audience parameter to send with the base grant."},
 		set:  text(func(c *providerConfig) *string { return &c.Audience }),
 		read: func(v *configView) (any, bool) { return ifSet(v.Audience) }, effect: dropsAccessToken},
+	{name: "allowed_scopes", schema: &framework.FieldSchema{Type: framework.TypeCommaStringSlice, Description: "Scopes a narrowed read (creds/<name> scope=...) or a role may ask for; none: no scope may be asked."},
+		// Narrowed tokens are cached apart from the main one, and every
+		// config write drops them (variants.go): the main token stays.
+		set:  bound(func(c *providerConfig) *[]string { return &c.AllowedScopes }, allowedScopes),
+		read: func(v *configView) (any, bool) { return ifSet(v.AllowedScopes) }, effect: keepsTokens},
+	{name: "allowed_audiences", schema: &framework.FieldSchema{Type: framework.TypeCommaStringSlice, Description: "Audiences a narrowed read (audience=...) or a role may ask for; none: no audience may be asked."},
+		set:  bound(func(c *providerConfig) *[]string { return &c.AllowedAudiences }, allowedAudiences),
+		read: func(v *configView) (any, bool) { return ifSet(v.AllowedAudiences) }, effect: keepsTokens},
+	{name: "allowed_resources", schema: &framework.FieldSchema{Type: framework.TypeCommaStringSlice, Description: "Resource indicators (RFC 8707: absolute URIs, no fragment) a narrowed read (resource=...) or a role may ask for; none: no resource may be asked."},
+		set:  bound(func(c *providerConfig) *[]string { return &c.AllowedResources }, allowedResources),
+		read: func(v *configView) (any, bool) { return ifSet(v.AllowedResources) }, effect: keepsTokens},
 	{name: "extra_params", schema: &framework.FieldSchema{Type: framework.TypeKVPairs, Description: "Extra token-request parameters (map, or key=value pairs)."},
 		set:  pairs(func(c *providerConfig) *map[string]string { return &c.ExtraParams }),
 		read: func(v *configView) (any, bool) { return ifSet(v.ExtraParams) }, effect: dropsAccessToken},
@@ -516,6 +527,26 @@ func duration(at func(*providerConfig) *time.Duration, lo, hi time.Duration) bin
 		}
 		return d, nil
 	})
+}
+
+// allowedScopes are allowed_scopes as stored: each a scope-token (RFC 6749
+// §3.3), sorted without duplicates.
+func allowedScopes(_ string, v []string) ([]string, error) {
+	n, err := provider.Narrowing{Scopes: cleanList(v)}.Canonical()
+	return n.Scopes, err
+}
+
+// allowedAudiences are allowed_audiences as stored, sorted without duplicates.
+func allowedAudiences(_ string, v []string) ([]string, error) {
+	n, err := provider.Narrowing{Audiences: cleanList(v)}.Canonical()
+	return n.Audiences, err
+}
+
+// allowedResources are allowed_resources as stored: normalised (RFC 8707,
+// provider.NormalizeResource), sorted without duplicates.
+func allowedResources(_ string, v []string) ([]string, error) {
+	n, err := provider.Narrowing{Resources: cleanList(v)}.Canonical()
+	return n.Resources, err
 }
 
 // repositoryIDs are repository_ids as stored; none is nil.

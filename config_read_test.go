@@ -146,8 +146,10 @@ func TestConfigFieldsRoundTrip(t *testing.T) {
 		{write: map[string]any{
 			"provider": "oauth2", "token_url": base + fakeprovider.PathOAuth2Token, "refresh_url": base + "/refresh",
 			"client_id": testClientID, "client_secret": testClientSecret, "client_secrets": []string{"second", testClientSecret + "3"},
-			"refresh_token": seed, "scopes": []string{"a", "b"}, "audience": "api", "extra_params": map[string]any{"resource": "r"},
-			"auth_style": "private_key_jwt", "encoding": "json", "refresh_ahead": 120, "default_ttl": "2h", "timeout": "10s",
+			"refresh_token": seed, "scopes": []string{"a", "b"}, "audience": "api",
+			"allowed_scopes": []string{"a", "b"}, "allowed_audiences": []string{"api"}, "allowed_resources": "HTTPS://Graph.example:443/v1",
+			"extra_params": map[string]any{"resource": "r"},
+			"auth_style":   "private_key_jwt", "encoding": "json", "refresh_ahead": 120, "default_ttl": "2h", "timeout": "10s",
 			"ca_pem": e.fake.CAPEM(), "refresh_grant": "auto", "revokes_previous_token": "on_refresh", "refresh_reuse_grace": 30,
 			"auth_url": base + fakeprovider.PathAuthorize, "device_authorization_url": base + fakeprovider.PathDeviceAuthorization,
 			"redirect_uri": testRedirect, "pkce": "off", "auth_params": map[string]any{"prompt": "consent"}, "response_mode": "query",
@@ -155,7 +157,7 @@ func TestConfigFieldsRoundTrip(t *testing.T) {
 			"issuer": base, "grant": "client_credentials", "private_key": pkcs8PEM(testRSA), "certificate": certPEM(t, testRSA),
 			"key_id": "kid-1", "signing_alg": "PS256", "assertion_issuer": "iss-1", "assertion_subject": "sub-1",
 			"assertion_audience": "aud-1", "assertion_ttl": "1m", "assertion_claims": map[string]any{"tid": "t1"},
-		}, want: map[string]any{"client_secrets_count": 3, "default_ttl": 7200, "timeout": 10, "assertion_ttl": 60}},
+		}, want: map[string]any{"client_secrets_count": 3, "allowed_resources": "[https://graph.example/v1]", "default_ttl": 7200, "timeout": 10, "assertion_ttl": 60}},
 		{write: map[string]any{
 			"provider": "github_app", "ca_pem": e.fake.CAPEM(), "api_url": base + fakeprovider.PathGitHubAPI, "app_id": "1234",
 			"installation_id": "42", "installation_owner": "acme", "generate_key": "rsa-2048", "repositories": "web,api",

@@ -52,9 +52,17 @@ var background = want{beyondWindow: true}
 // cold, when the caller loaded the name just now, spares the renewal loading
 // its config again.
 func (b *backend) obtain(ctx context.Context, name string, w want, cold *coldConfig) (*snapshot, error) {
+	return b.shared(ctx, name, name, w, func() (*snapshot, error) { return b.lockAndObtain(name, w, cold) })
+}
+
+// shared runs do for name once for every concurrent caller with the same
+// flight key and waits for it: the flight behind obtain, and behind a
+// narrowed token's (variants.go). A caller that joined a call made for
+// another need, which did not meet w, makes its own.
+func (b *backend) shared(ctx context.Context, name, key string, w want, do func() (*snapshot, error)) (*snapshot, error) {
 	for attempt := 1; ; attempt++ {
 		led := false // this caller's function ran: it made the call others may share
-		ch := b.flight.DoChan(name, func() (any, error) { led = true; return b.lockAndObtain(name, w, cold) })
+		ch := b.flight.DoChan(key, func() (any, error) { led = true; return do() })
 		select {
 		case r := <-ch:
 			if r.Shared && !led && w != background {
@@ -88,34 +96,16 @@ func (b *backend) lockAndObtain(name string, w want, cold *coldConfig) (*snapsho
 	defer lock.Unlock()
 	ctx := b.ctx
 
-	snap, err := b.snapshot(ctx, b.storage, name)
+	snap, flushErr, err := b.freshView(ctx, name)
 	if err != nil {
-		return nil, err
-	}
-	if snap == nil {
-		return nil, errNoConfig(name)
-	}
-	if !b.WriteSafeReplicationState() {
-		// Only a node that can write storage may rotate a chain.
-		return snap, logical.ErrReadOnly
-	}
-	// A state not yet saved is saved first; if that still fails, renewing
-	// goes on from the newest (in-memory) refresh token and saves again.
-	var flushErr error
-	if snap.dirty {
-		snap, flushErr = b.persist(ctx, name, snap)
+		return snap, err
 	}
 	now := b.now()
 	if w.satisfiedBy(snap, now) {
 		return snap, flushErr
 	}
-	if snap.state != nil && snap.state.NeedsRefreshToken {
-		return snap, errNeedsRefreshToken(name, nil)
-	}
-	if until := snap.holdsBack(now, w.beyondWindow); !until.IsZero() {
-		lastErr, _ := snap.lastError()
-		return snap, fmt.Errorf("provider for %q is backing off until %s after: %w",
-			name, until.UTC().Format(time.RFC3339), lastErr)
+	if err := snap.mayRenew(name, now, w.beyondWindow); err != nil {
+		return snap, err
 	}
 
 	r, err := b.beginRenewal(ctx, b.storage, name, snap, cold)
@@ -135,4 +125,41 @@ func (b *backend) lockAndObtain(name string, w want, cold *coldConfig) (*snapsho
 		n.health = n.health.succeeded(st.Grant, st.IssuedAt)
 	})
 	return b.persist(ctx, name, snap)
+}
+
+// freshView is name's newest snapshot for work under its lock, a state not
+// yet saved saved first (flushErr: that still failed; work goes on from the
+// newest, in-memory, refresh token and saves again). It fails with a 404
+// without a config, and with logical.ErrReadOnly (and the view) on a node
+// that may not rotate a chain.
+func (b *backend) freshView(ctx context.Context, name string) (snap *snapshot, flushErr, err error) {
+	snap, err = b.snapshot(ctx, b.storage, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if snap == nil {
+		return nil, nil, errNoConfig(name)
+	}
+	if !b.WriteSafeReplicationState() {
+		// Only a node that can write storage may rotate a chain.
+		return snap, nil, logical.ErrReadOnly
+	}
+	if snap.dirty {
+		snap, flushErr = b.persist(ctx, name, snap)
+	}
+	return snap, flushErr, nil
+}
+
+// mayRenew refuses to renew the chain now when it needs an operator, or
+// is backing off after failures (background: the background's backoff).
+func (s *snapshot) mayRenew(name string, now time.Time, background bool) error {
+	if s.state != nil && s.state.NeedsRefreshToken {
+		return errNeedsRefreshToken(name, nil)
+	}
+	if until := s.holdsBack(now, background); !until.IsZero() {
+		lastErr, _ := s.lastError()
+		return fmt.Errorf("provider for %q is backing off until %s after: %w",
+			name, until.UTC().Format(time.RFC3339), lastErr)
+	}
+	return nil
 }

@@ -82,16 +82,23 @@ func (r providerRequest) label() string {
 	return string(r.request) + " grant"
 }
 
-// exchange makes one token request for r through the gateway. An error from
-// a call that ran out of time wraps context.DeadlineExceeded.
+// exchange makes one token request for r through the gateway, narrowed as
+// r's narrowing asks (nil: the config's token). An error from a call that
+// ran out of time wraps context.DeadlineExceeded.
 func (b *backend) exchange(ctx context.Context, r renewal, ep *provider.Endpoint, grant provider.Grant, refreshToken string) (*provider.Token, error) {
+	return b.sendToken(ctx, r, ep, provider.TokenRequest{Grant: grant, RefreshToken: refreshToken, Narrowing: r.narrowing})
+}
+
+// sendToken makes the token request in for r through the gateway: any
+// grant, an RFC 8693 token exchange included.
+func (b *backend) sendToken(ctx context.Context, r renewal, ep *provider.Endpoint, in provider.TokenRequest) (*provider.Token, error) {
 	url := ep.EffectiveTokenURL()
-	if grant == provider.GrantRefreshToken {
+	if in.Grant == provider.GrantRefreshToken {
 		url = ep.EffectiveRefreshURL()
 	}
 	var tok *provider.Token
-	err := b.send(ctx, r.request(grant, url), func(ctx context.Context, c *provider.Client) (err error) {
-		tok, err = c.Exchange(ctx, ep, grant, refreshToken)
+	err := b.send(ctx, r.request(in.Grant, url), func(ctx context.Context, c *provider.Client) (err error) {
+		tok, err = c.Send(ctx, ep, in)
 		return err
 	})
 	if err != nil {

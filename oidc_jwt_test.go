@@ -7,11 +7,8 @@ import (
 	"path"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
-
-	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/internal/assertionop"
 )
 
 // backendJWKS is an HTTP client whose requests for …/jwks/<name> are served
@@ -39,13 +36,7 @@ func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { retur
 // public key registered from key/<name> or fetched from jwks/<name>; and it
 // refuses them once it no longer knows the key.
 func TestZitadelVerifiesOurAssertions(t *testing.T) {
-	o, err := assertionop.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(o.Close)
-	e := newEnv(t)
-	e.b.now = time.Now // zitadel checks iat and exp against the real clock
+	o, e := startZitadelEnv(t) // dates assertions by the real clock, as zitadel checks them
 	cases := []struct {
 		name   string
 		fields map[string]any

@@ -190,6 +190,7 @@ func (b *backend) pathConfigWrite(ctx context.Context, req *logical.Request, d *
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
+	defer b.dropVariants(name) // narrowed tokens were checked against the old bounds
 
 	old, err := loadConfig(ctx, req.Storage, name)
 	if err != nil {

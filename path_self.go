@@ -67,10 +67,10 @@ func pathSelf(b *backend) []*framework.Path {
 	}, {
 		Pattern:      "self/(?P<app>[^/]+)$",
 		DisplayAttrs: &framework.DisplayAttributes{OperationPrefix: "tokenbroker", OperationSuffix: "self-creds"},
-		Fields: map[string]*framework.FieldSchema{
+		Fields: withNarrowingFields(map[string]*framework.FieldSchema{
 			"app":     appField["app"],
 			"min_ttl": {Type: framework.TypeDurationSecond, Query: true, Description: "Renew the token if it has less than this left."},
-		},
+		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{Callback: b.pathSelfRead, Summary: "Return a valid access token of your own connection of an app."},
 			logical.DeleteOperation: &framework.PathOperation{Callback: b.pathSelfDelete, ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true,
@@ -175,11 +175,11 @@ func (b *backend) pathSelfRead(ctx context.Context, req *logical.Request, d *fra
 	if err != nil {
 		return nil, err
 	}
-	minTTL, err := minTTLField(d)
+	minTTL, vr, err := b.readFields(d)
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	return b.readCreds(ctx, req.Storage, name, minTTL, ownedBy(self))
+	return b.readCreds(ctx, req.Storage, name, minTTL, ownedBy(self), vr)
 }
 
 func (b *backend) pathSelfStatus(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -101,6 +101,7 @@ func (b *backend) readStatus(ctx context.Context, s logical.Storage, name string
 		"revokes_previous_token":   string(snap.settings.previousToken()),
 		"served_until":             timeOrEmpty(snap.servedUntil()),
 		"next_renewal_at":          timeOrEmpty(snap.refreshDueAt(snap.passDelay(name))),
+		"narrowed_tokens":          b.entry(name).variants.len(), // on this node (variants.go)
 		"healthy":                  !st.NeedsRefreshToken && snap.failing == 0 && !snap.dirty && !snap.reauthorizeDue(now),
 	}
 	if lastErr != nil {

@@ -2,7 +2,6 @@ package tokenbroker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -47,11 +46,11 @@ func pathCreds(b *backend) []*framework.Path {
 			OperationPrefix: "tokenbroker",
 			OperationSuffix: "creds",
 		},
-		Fields: map[string]*framework.FieldSchema{
+		Fields: withNarrowingFields(map[string]*framework.FieldSchema{
 			"name": {Type: framework.TypeString, Description: "Name of the config whose token to return."},
 			"min_ttl": {Type: framework.TypeDurationSecond, Query: true,
 				Description: "Mint a new token if the cached one has less than this left."},
-		},
+		}),
 		Operations: map[logical.Operation]framework.OperationHandler{
 			logical.ReadOperation: &framework.PathOperation{
 				Callback: b.pathCredsRead,
@@ -83,7 +82,14 @@ window (refresh_ahead, at most half its lifetime) the read still returns at
 once and one refresh runs in the background. Only a read with no valid token,
 or one whose min_ttl asks for more than is left, waits for the provider.
 The response has no Vault lease; rotation_period and ttl tell Vault Agent when
-to read again. A delete evicts the cached access token.
+to read again. A delete evicts the cached access token (and the narrowed ones).
+
+A narrowed read asks for less: scope (space- or comma-separated), audience,
+resource (RFC 8707, repeatable), and for github_app repositories,
+repository_ids and permissions (contents=read,issues=write), within the
+config's allowed_scopes, allowed_audiences, allowed_resources (GitHub: its
+repositories and permissions). Each distinct narrowing is cached like the
+main token.
 `
 
 func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -93,11 +99,21 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 	if err := validName(name); err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	minTTL, err := minTTLField(d)
+	minTTL, vr, err := b.readFields(d)
 	if err != nil {
 		return logical.ErrorResponse(err.Error()), nil
 	}
-	return b.readCreds(ctx, req.Storage, name, minTTL, anyConfig)
+	return b.readCreds(ctx, req.Storage, name, minTTL, anyConfig, vr)
+}
+
+// readFields are a creds read's min_ttl and narrowing (nil: none), each
+// decoded only when sent.
+func (b *backend) readFields(d *framework.FieldData) (minTTL int, vr *variantRequest, err error) {
+	if minTTL, err = minTTLField(d); err != nil {
+		return 0, nil, err
+	}
+	vr, err = b.variantOf(d)
+	return minTTL, vr, err
 }
 
 // minTTLField is a read's min_ttl, decoded only when sent.
@@ -125,13 +141,17 @@ func anyConfig(name string, snap *snapshot) error {
 }
 
 // readCreds answers a read of name's token, if reach lets the caller see it.
-func (b *backend) readCreds(ctx context.Context, s logical.Storage, name string, minTTL int, reach reachable) (*logical.Response, error) {
+// A narrowed read (vr) is served from name's variants (variants.go).
+func (b *backend) readCreds(ctx context.Context, s logical.Storage, name string, minTTL int, reach reachable, vr *variantRequest) (*logical.Response, error) {
 	snap, cold, err := b.snapshotAndConfig(ctx, s, name)
 	if err != nil {
 		return nil, err
 	}
 	if err := reach(name, snap); err != nil {
 		return nil, err
+	}
+	if vr != nil {
+		return b.readVariant(ctx, name, snap, minTTL, vr)
 	}
 
 	now := b.now()
@@ -152,19 +172,11 @@ func (b *backend) readCreds(ctx context.Context, s logical.Storage, name string,
 			b.cacheLog.Debug("no usable cached token; waiting for the provider", "name", name, "min_ttl", w.minTTL)
 		}
 		fresh, err := b.obtain(ctx, name, w, cold)
-		stale := staleView(snap, fresh)
-		switch {
-		case err == nil:
-			snap, now, result = fresh, b.now(), readWaited
-		case errors.Is(err, logical.ErrReadOnly):
-			return nil, err // Vault forwards the request to the active node
-		case stale != nil && want.satisfiedBy(want{}, stale, now):
-			// The provider failed but the cached token is still valid: serve it.
-			snap, warning = stale, "a new token could not be obtained; returning the cached one: "+err.Error()
-			result = readStaleServed
-		default:
-			snap.counters.read(readFailed)
+		if snap, warning, result, err = fallBack(snap.counters, staleView(snap, fresh), fresh, err, now); err != nil {
 			return nil, err
+		}
+		if result == readWaited {
+			now = b.now()
 		}
 	} else if snap.refreshWanted(now, 0) && b.WriteSafeReplicationState() {
 		if b.cacheLog.IsDebug() {
@@ -267,6 +279,7 @@ func (b *backend) pathCredsDelete(ctx context.Context, req *logical.Request, d *
 	lock := b.lockFor(name)
 	lock.Lock()
 	defer lock.Unlock()
+	b.dropVariants(name) // narrowed tokens go with the main one
 	snap, err := b.snapshot(ctx, req.Storage, name)
 	if err != nil || snap == nil || snap.state == nil {
 		return nil, err

@@ -23,6 +23,9 @@ type renewal struct {
 	client *http.Client
 	now    func() time.Time // dates assertions (iat, exp)
 	snap   *snapshot        // the view published last
+	// narrowing, when set, asks every token request of the renewal for
+	// less than the config's token: a narrowed token (variants.go).
+	narrowing *provider.Narrowing
 }
 
 // beginRenewal is the renewal of name starting from snap, with the config

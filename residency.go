@@ -215,6 +215,7 @@ func (b *backend) evict(name string, e *nameEntry) bool {
 	if !e.snap.CompareAndSwap(snap, ev) {
 		return false
 	}
+	e.variants.drop() // narrowed tokens are read through the name: not read lately either
 	b.counted(snap, ev)
 	return true
 }

@@ -378,10 +378,12 @@ func (b *backend) publish(name string, snap *snapshot) {
 	b.sched.set(name, snap.backgroundDue(name), snap.backgroundInterval(name))
 }
 
-// forget drops name's snapshot, so the next read loads it from storage.
+// forget drops name's snapshot, so the next read loads it from storage,
+// and its variants, which its config may no longer allow.
 func (b *backend) forget(name string) {
 	if e, ok := b.entries.Load(name); ok {
 		b.counted(e.(*nameEntry).snap.Swap(nil), nil)
+		e.(*nameEntry).variants.drop()
 	}
 }
 

@@ -26,6 +26,8 @@ var (
 	// connectionRefs is each app's index of its connections, named
 	// <app>/<connection>: listUnder(app) lists one app's.
 	connectionRefs = entryKind[connectionRef]{connectionIndexPrefix, "connection index entry"}
+	// roleEntries are the roles: a config's name and a fixed narrowing (path_role.go).
+	roleEntries = entryKind[roleEntry]{rolePrefix, "role"}
 )
 
 // of names name's entry in errors.

@@ -60,7 +60,7 @@ func (s *Server) handleAPIVideoRefresh(w http.ResponseWriter, x *exchange) {
 	if !ok {
 		return
 	}
-	out, err := s.redeem(APIVideo, rt, "", false, "")
+	out, err := s.redeem(APIVideo, rt, "", false, ask{})
 	if err != nil {
 		writeRefusal(w, err)
 		return

@@ -17,8 +17,8 @@ func (s *Server) TotalCalls() int {
 }
 
 // Grants counts successful token issues per grant: "client_credentials",
-// "refresh_token" (api.video refreshes and reuses within a grace included)
-// or "api_key". A response dropped by FailDropAfterConsume still counts: the
+// "refresh_token" (api.video refreshes and reuses within a grace included),
+// "api_key", "token_exchange", "installation_token" or "jwt_bearer". A response dropped by FailDropAfterConsume still counts: the
 // tokens were issued.
 func (s *Server) Grants(grant string) int {
 	s.mu.Lock()
@@ -55,8 +55,9 @@ func (s *Server) LastRequest(endpoint string) RecordedRequest {
 	return s.last[endpoint]
 }
 
-// Reset zeroes the counters (Calls, TotalCalls, Grants, RefreshReuses,
-// RefreshGraceReuses, RevokedTokens, Revocations) and forgets recorded requests. Clients, API keys,
+// Reset zeroes the counters (Calls, TotalCalls, Grants, IssuedFor,
+// RefreshReuses, RefreshGraceReuses, RevokedTokens, Revocations) and
+// forgets recorded requests. Clients, API keys,
 // issued tokens, pending failures and refusals, lifetime, latency and every
 // switch are kept.
 func (s *Server) Reset() {
@@ -70,4 +71,5 @@ func (s *Server) Reset() {
 	s.revokedCount = 0
 	s.revocations = 0
 	s.last = map[string]RecordedRequest{}
+	s.issuedFor = map[string]int{}
 }

@@ -52,7 +52,7 @@ type Endpoint struct {
 // Endpoints lists every route the fake serves.
 func Endpoints() []Endpoint {
 	return []Endpoint{
-		{OAuth2, "POST", PathOAuth2Token, "RFC 6749 client_credentials and refresh_token (form body, Basic or body client auth)"},
+		{OAuth2, "POST", PathOAuth2Token, "RFC 6749 client_credentials and refresh_token (form body, Basic or body client auth); RFC 8707 resource; RFC 8693 token exchange with SetTokenExchange"},
 		{OAuth2JSON, "GET|POST", PathOAuth2JSONToken, "client_credentials as a JSON body"},
 		{Echo360, "POST", PathEcho360Token, "Echo360 client_credentials and refresh_token (form body; query with SetEcho360Encoding)"},
 		{APIVideo, "POST", PathAPIVideoAuth, `api.video {"apiKey": ...}`},
@@ -65,7 +65,7 @@ func Endpoints() []Endpoint {
 		{GitHubApp, "POST", PathGitHubAPI + "/app/installations/{id}/access_tokens", "GitHub App installation token (app JWT; /orgs|/users/{owner}/installation, DELETE /installation/token)"},
 		{GoogleServiceAccount, "POST", PathGoogleToken, "Google service account JWT bearer grant"},
 		{SalesforceJWT, "POST", PathSalesforceToken, "Salesforce JWT bearer flow"},
-		{MicrosoftCertificate, "POST", PathMicrosoftToken, "Microsoft client credentials with a certificate's private_key_jwt"},
+		{MicrosoftCertificate, "POST", PathMicrosoftToken, "Microsoft client credentials with a certificate's private_key_jwt; a user's refresh token for any consented resource"},
 		{OktaServiceApp, "POST", PathOktaToken, "Okta service app client credentials with private_key_jwt"},
 	}
 }

@@ -93,6 +93,15 @@
 //	                                        tokens (RFC 7009 §2.1)
 //	SetAccount(sub, email)                  sub "fake-user-1", email        the account that approves from now on
 //	                                        "user1@example.test"            (a login_hint may name another)
+//	SetClientPolicy(id, p)                  every client unbounded          id's scopes (invalid_scope), audiences
+//	  narrowing.go: what a client may ask                                   and resources (invalid_target, RFC 8707)
+//	  for at /oauth2/token                                                  bounded; a nil list leaves a kind unbounded
+//	SetTokenExchange(m)                     TokenExchangeOff: the RFC       TokenExchangeAnyClient: any client may
+//	  tokenexchange.go                      8693 grant is                   exchange an access token of the server;
+//	                                        unsupported_grant_type          TokenExchangeSameClient: only its own
+//	SetMicrosoftRefreshScope(m)             MicrosoftRefreshScopeRequired:  MicrosoftRefreshScopeOptional: without
+//	  microsoft.go                          a refresh without scope is      scope, the consent's first resource
+//	                                        invalid_request AADSTS90014
 //
 // Counters: RefreshReuses counts a refresh token presented again after it was
 // consumed (outside any grace) or refused (expired, or hit by RefuseRefreshes),
@@ -137,9 +146,18 @@
 //     unless SetClientAuthFailure says otherwise.
 //   - oauth2: a scope is echoed in the response only when one was requested
 //     (RFC 6749 §5.1 makes it optional when it equals the request). A refresh
-//     may narrow the scope but not widen it (invalid_scope). client_secret or
-//     refresh_token in the URL query is rejected, as are repeated parameters
-//     (§3.2).
+//     may narrow the scope but not widen it (invalid_scope), and ask one of
+//     the resources its token was granted for (RFC 8707 §2.2; else
+//     invalid_target); the new refresh token keeps the original scope and
+//     resources (RFC 6749 §6). client_secret, refresh_token, subject_token
+//     or actor_token in the URL query is rejected, as are repeated
+//     parameters (§3.2), but for resource (RFC 8707 §2.1) and a token
+//     exchange's audience (RFC 8693 §2.1). A token's resources and audiences
+//     are its Audiences; IssuedFor counts tokens per scope and audiences.
+//   - microsoft: a user's refresh token redeems for any resource of its
+//     consent, the first scope's (microsoft.go); the token used stays valid.
+//   - github_app: an installation token names at most 500 repositories;
+//     a repository or permission beyond the installation's is 422.
 //   - expires_in is whole seconds, at least 1, and the token expires exactly
 //     then: the fake enforces what it reports. Without a lifetime set, Endorsed
 //     reports its documented "1209600" and every other dialect 3600.

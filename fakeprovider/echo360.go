@@ -60,7 +60,7 @@ func (s *Server) handleEcho360(w http.ResponseWriter, x *exchange) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "refresh_token is required", false)
 		return
 	}
-	out, err := s.redeem(Echo360, rt, clientID, true, "")
+	out, err := s.redeem(Echo360, rt, clientID, true, ask{})
 	if err != nil {
 		writeRefusal(w, err)
 		return

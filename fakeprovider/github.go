@@ -53,6 +53,17 @@ func (s *Server) AddGitHubInstallation(appID, owner string, org bool, id int64, 
 		permissions: GitHubInstallationPermissions}
 }
 
+// SetGitHubInstallationPermissions replaces what installation id grants
+// (GitHubInstallationPermissions by default): a token asking more is
+// refused with 422.
+func (s *Server) SetGitHubInstallationPermissions(id int64, permissions map[string]string) {
+	s.signed.mu.Lock()
+	defer s.signed.mu.Unlock()
+	if in := s.signed.installations[id]; in != nil {
+		in.permissions = permissions
+	}
+}
+
 // GitHubRevocations counts installation tokens revoked by DELETE /installation/token.
 func (s *Server) GitHubRevocations() int {
 	s.signed.mu.Lock()
@@ -103,12 +114,14 @@ func (s *Server) githubApp(w http.ResponseWriter, r *http.Request) (string, bool
 	return c.Issuer, true
 }
 
-// installation returns installation id of app, nil when there is none.
+// installation returns a copy of installation id of app, nil when there
+// is none.
 func (s *Server) installation(app string, id int64) *githubInstallation {
 	s.signed.mu.Lock()
 	defer s.signed.mu.Unlock()
 	if in := s.signed.installations[id]; in != nil && in.appID == app {
-		return in
+		c := *in
+		return &c
 	}
 	return nil
 }
@@ -191,11 +204,18 @@ func (s *Server) handleGitHubToken(w http.ResponseWriter, x *exchange) {
 	writeJSON(w, http.StatusCreated, contentTypeJSON, body)
 }
 
+// maxGitHubRepositories: "You can specify up to 500 repositories" (the
+// access_tokens endpoint's repositories and repository_ids together).
+const maxGitHubRepositories = 500
+
 // selected is the repositories a request names, as GitHub lists them (nil
 // when it names none: all of the installation's).
 func (in *githubInstallation) selected(req githubTokenRequest) ([]map[string]any, error) {
 	if len(req.Repositories) == 0 && len(req.RepositoryIDs) == 0 {
 		return nil, nil
+	}
+	if n := len(req.Repositories) + len(req.RepositoryIDs); n > maxGitHubRepositories {
+		return nil, fmt.Errorf("Validation Failed: %d repositories were requested; a token may name up to %d", n, maxGitHubRepositories)
 	}
 	out := []map[string]any{}
 	add := func(i int) {
@@ -217,7 +237,9 @@ func (in *githubInstallation) selected(req githubTokenRequest) ([]map[string]any
 	return out, nil
 }
 
-// allows checks that every permission asked for is granted at that level.
+// allows checks that every permission asked for is granted at that level:
+// one higher than the app's (write where it has read), or one it lacks, is
+// refused, as GitHub answers 422.
 func (in *githubInstallation) allows(asked map[string]string) error {
 	level := map[string]int{"read": 1, "write": 2, "admin": 3}
 	for k, v := range asked {

@@ -52,17 +52,19 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed form body", false)
 		return
 	}
+	grant := form.Get("grant_type")
 	for k, v := range form {
-		if len(v) > 1 { // §3.2: parameters must not be included more than once
+		// §3.2: parameters must not be included more than once; RFC 8707
+		// §2.1 repeats resource, RFC 8693 §2.1 a token exchange's audience.
+		if len(v) > 1 && k != "resource" && (k != "audience" || grant != grantTokenExchange) {
 			oauthError(w, http.StatusBadRequest, "invalid_request", "parameter "+k+" is repeated", false)
 			return
 		}
 	}
-	if q := r.URL.Query(); q.Has("client_secret") || q.Has("refresh_token") {
+	if q := r.URL.Query(); q.Has("client_secret") || q.Has("refresh_token") || q.Has("subject_token") || q.Has("actor_token") {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "credentials must be sent in the body, not in the URL", false)
 		return
 	}
-	grant := form.Get("grant_type")
 	if grant == "" {
 		oauthError(w, http.StatusBadRequest, "invalid_request", "grant_type is required", false)
 		return
@@ -76,7 +78,22 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 	switch grant {
 	case grantClientCredentials:
 		scope := strings.Join(strings.Fields(form.Get("scope")), " ")
-		out := s.issue(OAuth2, clientID, scope, grantClientCredentials, true)
+		s.mu.Lock()
+		p := s.policyLocked(clientID)
+		s.mu.Unlock()
+		if err := p.scopeAllowed(scope); err != nil {
+			oauthError(w, http.StatusBadRequest, "invalid_scope", err.Error(), basic)
+			return
+		}
+		aud, err := p.targetsAllowed(form["resource"], form["audience"])
+		if err != nil {
+			oauthError(w, http.StatusBadRequest, "invalid_target", err.Error(), basic)
+			return
+		}
+		s.mu.Lock()
+		out := s.issueForLocked(OAuth2, clientID, target{scope: scope, refreshScope: scope, aud: aud, refreshAud: aud},
+			grantClientCredentials, true, s.newFamilyLocked())
+		s.mu.Unlock()
 		writeOAuth2Token(w, out, "Bearer")
 	case grantRefreshToken:
 		rt := form.Get("refresh_token")
@@ -85,10 +102,12 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 			return
 		}
 		scope := strings.Join(strings.Fields(form.Get("scope")), " ")
-		out, err := s.redeem(OAuth2, rt, clientID, true, scope)
+		out, err := s.redeem(OAuth2, rt, clientID, true, ask{scope: scope, resources: form["resource"]})
 		switch {
 		case errors.Is(err, errRefreshScope):
 			oauthError(w, http.StatusBadRequest, "invalid_scope", err.Error(), basic)
+		case errors.Is(err, errRefreshTarget):
+			oauthError(w, http.StatusBadRequest, "invalid_target", err.Error(), basic)
 		case err != nil:
 			writeRefusal(w, err)
 		default:
@@ -98,6 +117,8 @@ func (s *Server) handleOAuth2(w http.ResponseWriter, x *exchange) {
 		s.handleAuthorizationCode(w, clientID, basic, form)
 	case grantDeviceCode:
 		s.handleDeviceCode(w, clientID, basic, form)
+	case grantTokenExchange:
+		s.handleTokenExchange(w, clientID, basic, form)
 	default:
 		oauthError(w, http.StatusBadRequest, "unsupported_grant_type", "supported grant types: client_credentials, refresh_token, authorization_code, device_code", basic)
 	}

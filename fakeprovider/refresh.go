@@ -26,6 +26,7 @@ type refreshRecord struct {
 	state   refreshState
 	rotated time.Time // when a refresh consumed it; zero otherwise. Starts any reuse grace.
 	family  uint64    // the grant family it carries on (revocation.go)
+	aud     []string  // the resources it was granted for (RFC 8707 §2.2); nil: none named
 }
 
 // SeedRefreshToken issues a valid refresh token for clientID in dialect d, as
@@ -66,18 +67,27 @@ var (
 	errRefreshForced  = errors.New("refresh refused by RefuseRefreshes")
 	errRefreshScope   = errors.New("requested scope exceeds the scope originally granted")
 	errRefreshRevoked = errors.New("refresh token was revoked")
+	errRefreshTarget  = errors.New("requested resource is not one the refresh token was granted for")
 )
+
+// ask is what a refresh request narrows: its scope ("" for the token's)
+// and resources (none: the token's).
+type ask struct {
+	scope     string
+	resources []string
+}
 
 // redeem consumes refresh token rt and issues a new access token and a new
 // refresh token, atomically, so two concurrent uses of one token cannot both
 // succeed. client is checked against the token's owner when checkClient is
 // set. scope, when non-empty, may narrow the original scope.
 //
-// The error is errRefreshScope, or a *refusal carrying the shape in which
+// The error is errRefreshScope or errRefreshTarget (wrapped with the
+// reason), or a *refusal carrying the shape in which
 // the dialect refuses the token. A refusal for an unknown client or a token
 // of another client leaves the token as it was; an expired token, and one a
 // forced refusal hit, is marked so that presenting it again is a reuse.
-func (s *Server) redeem(d Dialect, rt, client string, checkClient bool, scope string) (issued, error) {
+func (s *Server) redeem(d Dialect, rt, client string, checkClient bool, a ask) (issued, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -126,14 +136,22 @@ func (s *Server) redeem(d Dialect, rt, client string, checkClient bool, scope st
 		}
 		return refuse(errRefreshForced)
 	}
-	newScope, err := narrowScope(rec.scope, scope)
+	newScope, err := narrowScope(rec.scope, a.scope)
+	if err == nil {
+		err = s.policyLocked(rec.client).scopeAllowed(newScope)
+	}
+	if err != nil {
+		return issued{}, err
+	}
+	aud, err := s.refreshTargetLocked(rec, a.resources)
 	if err != nil {
 		return issued{}, err
 	}
 	if !inGrace {
 		rec.state, rec.rotated = refreshConsumed, now
 	}
-	return s.issueLocked(d, rec.client, newScope, grantRefreshToken, true, rec.family), nil
+	return s.issueForLocked(d, rec.client, target{scope: newScope, refreshScope: rec.scope, aud: aud, refreshAud: rec.aud},
+		grantRefreshToken, true, rec.family), nil
 }
 
 // noteRefusedRefresh records that refresh token rt was presented to d and

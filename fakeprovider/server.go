@@ -88,6 +88,12 @@ type Server struct {
 	refreshExpiryField RefreshExpiryField
 	reuseGrace         time.Duration
 	previousRevocation PreviousTokenRevocation
+	// policies bound what clients may ask for (narrowing.go);
+	// tokenExchange turns RFC 8693 on at PathOAuth2Token (tokenexchange.go);
+	// microsoftRefreshScope: whether Microsoft's refresh needs a scope (microsoft.go).
+	policies              map[string]ClientPolicy
+	tokenExchange         TokenExchangeMode
+	microsoftRefreshScope MicrosoftRefreshScope
 
 	// families numbers grant families (revocation.go).
 	families uint64
@@ -119,6 +125,8 @@ type Server struct {
 	// revocations counts tokens revoked at PathRevoke.
 	revocations int
 	last        map[string]RecordedRequest
+	// issuedFor counts access tokens by what they are for (IssuedFor).
+	issuedFor map[string]int
 }
 
 // New returns a Server that is not yet listening.
@@ -138,6 +146,7 @@ func New(opts Options) *Server {
 		calls:      map[string]int{},
 		grants:     map[string]int{},
 		last:       map[string]RecordedRequest{},
+		issuedFor:  map[string]int{},
 
 		accounts:      map[string]*fakeAccount{},
 		familyAccount: map[uint64]string{},

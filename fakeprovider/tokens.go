@@ -18,6 +18,9 @@ type accessRecord struct {
 	// revoked is when a newer token ended this one
 	// (SetPreviousTokenRevocation); zero while it was not.
 	revoked time.Time
+	// aud: the resources and audiences it was issued for (RFC 8707, RFC
+	// 8693), sorted; nil for the server's default.
+	aud []string
 }
 
 // Valid reports whether accessToken was issued by this server, has not
@@ -80,21 +83,38 @@ func (s *Server) issue(d Dialect, client, scope, grant string, withRefresh bool)
 // new one ends under SetPreviousTokenRevocation are revoked first. s.mu must
 // be held.
 func (s *Server) issueLocked(d Dialect, client, scope, grant string, withRefresh bool, family uint64) issued {
+	return s.issueForLocked(d, client, target{scope: scope, refreshScope: scope}, grant, withRefresh, family)
+}
+
+// target is what an issue is for: the access token's scope and audiences,
+// and the refresh token's, which a refresh keeps (RFC 6749 §6: "the
+// refresh token scope MUST be identical to that of the refresh token
+// included by the client in the request").
+type target struct {
+	scope, refreshScope string
+	aud, refreshAud     []string
+}
+
+// issueForLocked is issueLocked for t. s.mu must be held.
+func (s *Server) issueForLocked(d Dialect, client string, t target, grant string, withRefresh bool, family uint64) issued {
 	now := s.now()
 	s.revokePreviousLocked(now, d, client, grant, family)
 	secs := wholeSeconds(s.lifetimeLocked(d))
-	out := issued{access: s.newAccessToken(), expiresIn: secs, scope: scope}
+	out := issued{access: s.newAccessToken(), expiresIn: secs, scope: t.scope}
 	s.access[out.access] = accessRecord{
 		dialect: d,
 		client:  client,
-		scope:   scope,
+		scope:   t.scope,
 		expires: now.Add(time.Duration(secs) * time.Second),
 		family:  family,
+		aud:     t.aud,
 	}
 	if withRefresh {
-		out.refresh, out.refreshExpiry = s.newRefreshLocked(d, client, scope, family)
+		out.refresh, out.refreshExpiry = s.newRefreshLocked(d, client, t.refreshScope, family)
+		s.refresh[out.refresh].aud = t.refreshAud
 	}
 	s.grants[grant]++
+	s.issuedFor[targetKey(t.scope, t.aud)]++
 	return out
 }
 

@@ -54,8 +54,27 @@ func NewHTTPClient(caPEM string) (*http.Client, error) {
 
 // Exchange performs grant against e and returns the token. Errors are *Error.
 func (c *Client) Exchange(ctx context.Context, e *Endpoint, grant Grant, refreshToken string) (*Token, error) {
-	if g := e.mint(); grant == g.name && g.exchange != nil {
-		tok, err := g.exchange(c, ctx, e) // not an RFC 6749 token request
+	return c.Send(ctx, e, TokenRequest{Grant: grant, RefreshToken: refreshToken})
+}
+
+// Send performs in against e and returns the token. Errors are *Error; a
+// provider's refusal of in's narrowing says so (Error.NarrowingRefused).
+func (c *Client) Send(ctx context.Context, e *Endpoint, in TokenRequest) (*Token, error) {
+	tok, err := c.send(ctx, e, in)
+	if err != nil {
+		return nil, noteNarrowing(e, in, err)
+	}
+	return tok, nil
+}
+
+func (c *Client) send(ctx context.Context, e *Endpoint, in TokenRequest) (*Token, error) {
+	r := e.Redactor(in.secrets()...)
+	if g := e.mint(); in.Grant == g.name && g.exchange != nil {
+		n, err := e.narrowing(g, &in)
+		if err != nil {
+			return nil, r.refusal(err)
+		}
+		tok, err := g.exchange(c, ctx, n) // not an RFC 6749 token request
 		if err != nil {
 			return nil, err
 		}
@@ -64,10 +83,12 @@ func (c *Client) Exchange(ctx context.Context, e *Endpoint, grant Grant, refresh
 		}
 		return tok, nil
 	}
-	r := e.Redactor(refreshToken)
-	req, err := e.NewRequest(ctx, grant, refreshToken)
+	req, err := e.NewTokenRequest(ctx, in)
 	if err != nil {
 		return nil, r.refusal(err)
+	}
+	if in.Grant == GrantTokenExchange {
+		return exchanged(c, e, req, r, in.Exchange)
 	}
 	return c.token(e, req, r)
 }

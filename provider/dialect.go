@@ -100,6 +100,13 @@ type row struct {
 	// grants a config may choose (Endpoint.Grant).
 	keyMint  grant
 	altMints []grant
+	// exchange, when set, is RFC 8693 token exchange at the token URL
+	// (grant_token_exchange.go), for providers that document it.
+	exchange grant
+	// narrowRefusals: the provider's words (a prefix of its
+	// error_description) for refusing what a narrowing asked, when its
+	// error code says something else (Error.NarrowingRefused).
+	narrowRefusals []string
 	// assertion: what the provider accepts of signed JWTs (assertion.go).
 	assertion assertionRules
 	// mintScopes: the base grant needs scopes (Microsoft, Okta).
@@ -159,7 +166,7 @@ func (e *Endpoint) DefaultTimeout() time.Duration { return e.row().timeout }
 //   - endorsed: Endorsed's API documentation, "Authentication" (POST /api/v1/auth/tokens).
 var dialects = map[Dialect]row{
 	OAuth2: {mint: clientCredentials, refresh: refreshToken, auth: AuthBasic, encoding: EncodeForm, refreshByDefault: true,
-		altMints: []grant{jwtBearer}},
+		altMints: []grant{jwtBearer}, exchange: tokenExchange},
 	OAuth2JSON: {mint: clientCredentials, refresh: refreshToken, auth: AuthBody, encoding: EncodeJSON},
 	Echo360: {mint: clientCredentials, refresh: refreshToken, auth: AuthBody, refreshAuth: AuthNone, encoding: EncodeForm,
 		singleUseRefresh: true, refreshByDefault: true},
@@ -206,7 +213,14 @@ var dialects = map[Dialect]row{
 		// Certificate credentials (https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials):
 		// a client assertion signed PS256 (or RS256), naming the certificate
 		// by x5t#S256; client credentials need a scope (https://graph.microsoft.com/.default).
-		assertion: assertionRules{algs: []string{PS256, RS256}, rsaAlg: PS256, x5tS256: true}, mintScopes: true},
+		assertion: assertionRules{algs: []string{PS256, RS256}, rsaAlg: PS256, x5tS256: true}, mintScopes: true,
+		// A refresh for another resource's scope the user never consented to
+		// is invalid_grant "AADSTS65001: The user or administrator has not
+		// consented ..."; an unknown resource is "AADSTS500011: The resource
+		// principal named ... was not found"
+		// (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes).
+		// Neither ends the refresh token.
+		narrowRefusals: []string{"AADSTS65001", "AADSTS500011"}},
 	//   - github (user tokens of a GitHub App): https://docs.github.com/en/apps/creating-github-apps/authenticating-with-a-github-app/generating-a-user-access-token-for-a-github-app
 	//     and .../refreshing-user-access-tokens: 8 h access tokens, single-use
 	//     refresh tokens (6 months, announced), errors inside HTTP 200.
@@ -290,7 +304,10 @@ var dialects = map[Dialect]row{
 		// client credentials with private_key_jwt (RS256 or ES256 here),
 		// scopes required; the org authorization server's token URL is
 		// https://{domain}/oauth2/v1/token.
-		assertion: assertionRules{algs: []string{RS256, ES256}}, mintScopes: true},
+		assertion: assertionRules{algs: []string{RS256, ES256}}, mintScopes: true,
+		// On-behalf-of token exchange (RFC 8693) at the same token URL:
+		// https://developer.okta.com/docs/guides/set-up-token-exchange/main/.
+		exchange: tokenExchange},
 	//   - auth0: https://auth0.com/docs/get-started/authentication-and-authorization-flow/authorization-code-flow-with-pkce
 	//     and .../device-authorization-flow (the tenant is the Auth0 domain).
 	Auth0: {mint: userAuthorization, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,

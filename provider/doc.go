@@ -6,8 +6,13 @@
 //   - a grant, what is asked for (grant_*.go): client credentials (RFC 6749
 //     §4.4), refresh (RFC 6749 §6), api.video's API key and refresh, a user's
 //     authorization code with PKCE (RFC 6749 §4.1, RFC 7636) and device code
-//     (RFC 8628), the JWT-bearer grant (RFC 7523 §2.1) and a GitHub App's
-//     installation token;
+//     (RFC 8628), the JWT-bearer grant (RFC 7523 §2.1), a GitHub App's
+//     installation token and token exchange (RFC 8693);
+//   - a narrowing (narrowing.go), what one request asks less of than the
+//     endpoint configures: scopes, audiences, resources (RFC 8707),
+//     repositories and permissions; its canonical Key for caches, and the
+//     Bounds it must keep within. A TokenRequest carries it through the
+//     same pipeline (Client.Send);
 //   - a client authentication (auth_*.go): HTTP Basic or body parameters
 //     (RFC 6749 §2.3.1), none (a public client, RFC 6749 §2.1), or
 //     private_key_jwt (RFC 7523 §2.2);

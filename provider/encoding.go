@@ -39,9 +39,20 @@ func (e *Endpoint) encode(ctx context.Context, enc Encoding, target string, para
 	case EncodeJSON:
 		obj := make(map[string]any, len(params))
 		for _, p := range params {
-			if _, isList := p.value.([]string); isList && e.row().scopeArray {
-				obj[p.key] = p.value
-			} else {
+			switch v := p.value.(type) {
+			case []string:
+				if e.row().scopeArray {
+					obj[p.key] = v
+				} else {
+					obj[p.key] = p.text()
+				}
+			case repeated:
+				if len(v) == 1 {
+					obj[p.key] = v[0]
+				} else {
+					obj[p.key] = []string(v)
+				}
+			default:
 				obj[p.key] = p.text()
 			}
 		}
@@ -57,14 +68,14 @@ func (e *Endpoint) encode(ctx context.Context, enc Encoding, target string, para
 		}
 		q := u.Query()
 		for _, p := range params {
-			q.Set(p.key, p.text())
+			q[p.key] = p.texts()
 		}
 		u.RawQuery = q.Encode()
 		target = u.String()
 	default:
 		form := make(url.Values, len(params))
 		for _, p := range params {
-			form.Set(p.key, p.text())
+			form[p.key] = p.texts()
 		}
 		body, contentType = strings.NewReader(form.Encode()), "application/x-www-form-urlencoded"
 	}

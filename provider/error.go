@@ -45,6 +45,34 @@ type Error struct {
 	Code        string // OAuth error code (RFC 6749 §5.2) or the provider's equivalent
 	Description string
 	RetryAfter  time.Duration // from a Retry-After header (429/503)
+	// NarrowingRefused: the provider refused what the request's narrowing
+	// asked (Client.Send): invalid_scope (RFC 6749 §5.2), invalid_target
+	// (RFC 8707 §2, RFC 8693 §2.2.2), GitHub's 422 to an installation token
+	// narrowed to repositories or permissions, or the dialect's own words
+	// for it. It says the target is refused, not that the credentials sent
+	// (a refresh token, a subject token) are spent: the chain is not lost.
+	NarrowingRefused bool
+}
+
+// noteNarrowing marks err as a refusal of in's narrowing when it is one.
+func noteNarrowing(e *Endpoint, in TokenRequest, err error) error {
+	pe, ok := err.(*Error)
+	if !ok || pe.Class != Refused || pe.Status == 0 || in.Narrowing == nil || in.Narrowing.IsZero() {
+		return err
+	}
+	switch {
+	case pe.Code == "invalid_scope" || pe.Code == "invalid_target":
+		pe.NarrowingRefused = true
+	case e.row().assertion.appJWT && pe.Status == 422:
+		pe.NarrowingRefused = true // "Validation failed, or the endpoint has been spammed."
+	default:
+		for _, words := range e.row().narrowRefusals {
+			if strings.HasPrefix(pe.Description, words) {
+				pe.NarrowingRefused = true
+			}
+		}
+	}
+	return err
 }
 
 func (e *Error) Error() string {

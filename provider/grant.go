@@ -2,6 +2,7 @@ package provider
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -18,9 +19,12 @@ const (
 // grant is one way to ask for a token. Each lives in a grant_*.go file.
 type grant struct {
 	name Grant
-	// params lists what the request carries besides client authentication;
-	// refreshToken is set for refresh grants only.
-	params func(e *Endpoint, refreshToken string) []param
+	// params lists what the request carries besides client authentication.
+	// e is already narrowed (Endpoint.narrowed); in says the rest: the
+	// refresh token, the narrowing's resources, a token exchange's subject.
+	params func(e *Endpoint, in *TokenRequest) []param
+	// narrows: what a Narrowing of this grant's requests may set.
+	narrows narrowKinds
 	// needs names the first credential e lacks for this grant ("" when none).
 	needs func(e *Endpoint) Credential
 	// oauth: an RFC 6749 token request, which carries the endpoint's extra
@@ -56,30 +60,94 @@ var reservedParams = map[string]bool{
 	"scope": true, "audience": true, "apiKey": true, "refreshToken": true,
 	"code": true, "code_verifier": true, "redirect_uri": true, "device_code": true,
 	"assertion": true, "client_assertion": true, "client_assertion_type": true,
+	// RFC 8693 §2.1; "resource" (RFC 8707) is not reserved, as configs name
+	// one in their extra parameters: a narrowing's resources replace it.
+	"subject_token": true, "subject_token_type": true, "actor_token": true, "actor_token_type": true,
+	"requested_token_type": true,
 }
 
 // Reserved reports whether an extra parameter named key would override one
 // that a grant or client authentication sets.
 func Reserved(key string) bool { return key == "" || reservedParams[key] }
 
-// param is one request parameter; value is a string or, for scope, a []string.
+// param is one request parameter; value is a string, a []string (scope,
+// space-delimited), or repeated (one parameter per value).
 type param struct {
 	key   string
 	value any
 }
 
+// repeated values go as one parameter each (RFC 8707 §2.1: resource; RFC
+// 8693 §2.1: audience), in a JSON body as an array when there are several.
+type repeated []string
+
 func (p param) text() string {
-	if list, ok := p.value.([]string); ok {
-		return strings.Join(list, " ") // RFC 6749 §3.3: space-delimited
+	switch v := p.value.(type) {
+	case []string:
+		return strings.Join(v, " ") // RFC 6749 §3.3: space-delimited
+	case repeated:
+		return strings.Join(v, " ") // only for a caller that cannot repeat; encode repeats
 	}
 	return p.value.(string)
 }
 
-// extraParams are the endpoint's own additions, in a stable order.
-func (e *Endpoint) extraParams() []param {
+// texts are p's values, one per parameter to send.
+func (p param) texts() []string {
+	if list, ok := p.value.(repeated); ok {
+		return list
+	}
+	return []string{p.text()}
+}
+
+// narrowKinds are what a grant's requests can narrow (Narrowing's fields).
+type narrowKinds uint8
+
+const (
+	narrowScopes       narrowKinds = 1 << iota
+	narrowAudience                 // one audience
+	narrowAudiences                // any number of audiences
+	narrowResources                // RFC 8707 resource indicators
+	narrowRepositories             // a GitHub installation's repositories and permissions
+)
+
+// refusal names what n asks that a grant of kinds k cannot carry ("" when
+// it carries all of it): the request is refused rather than the narrowing
+// dropped, which would hand out a wider token than asked for.
+func (k narrowKinds) refusal(n *Narrowing) string {
+	switch {
+	case len(n.Scopes) > 0 && k&narrowScopes == 0:
+		return "scopes"
+	case len(n.Audiences) > 1 && k&narrowAudiences == 0 && k&narrowAudience != 0:
+		return "more than one audience"
+	case len(n.Audiences) > 0 && k&(narrowAudience|narrowAudiences) == 0:
+		return "audiences"
+	case len(n.Resources) > 0 && k&narrowResources == 0:
+		return "resources"
+	case (len(n.Repositories) > 0 || len(n.RepositoryIDs) > 0) && k&narrowRepositories == 0:
+		return "repositories"
+	case len(n.Permissions) > 0 && k&narrowRepositories == 0:
+		return "permissions"
+	}
+	return ""
+}
+
+// resourceParams are the narrowing's resource indicators, repeated (RFC
+// 8707 §2.1).
+func (in *TokenRequest) resourceParams() []param {
+	if in.Narrowing == nil || len(in.Narrowing.Resources) == 0 {
+		return nil
+	}
+	return []param{{"resource", repeated(in.Narrowing.Resources)}}
+}
+
+// extraParams are the endpoint's own additions, in a stable order, less
+// those set already (a narrowing's resource replaces a configured one).
+func (e *Endpoint) extraParams(set []param) []param {
 	keys := make([]string, 0, len(e.ExtraParams))
 	for k := range e.ExtraParams {
-		keys = append(keys, k)
+		if !slices.ContainsFunc(set, func(p param) bool { return p.key == k }) {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	out := make([]param, len(keys))

@@ -6,7 +6,7 @@ package provider
 
 var apiVideoKey = grant{
 	name:   GrantAPIKey,
-	params: func(e *Endpoint, _ string) []param { return []param{{"apiKey", e.APIKey}} },
+	params: func(e *Endpoint, _ *TokenRequest) []param { return []param{{"apiKey", e.APIKey}} },
 	needs: func(e *Endpoint) Credential {
 		if e.APIKey == "" {
 			return NeedsAPIKey
@@ -18,5 +18,5 @@ var apiVideoKey = grant{
 var apiVideoRefresh = grant{
 	name:    GrantRefreshToken,
 	refresh: true,
-	params:  func(_ *Endpoint, token string) []param { return []param{{"refreshToken", token}} },
+	params:  func(_ *Endpoint, in *TokenRequest) []param { return []param{{"refreshToken", in.RefreshToken}} },
 }

@@ -81,7 +81,9 @@ func (e *Endpoint) NeedsInstallationLookup() bool {
 }
 
 var githubInstallation = grant{
-	name: GrantInstallationToken,
+	name:    GrantInstallationToken,
+	narrows: narrowRepositories, // the narrowed endpoint's Installation
+
 	needs: func(e *Endpoint) Credential {
 		switch {
 		case e.Installation == nil || e.Installation.AppID == "":

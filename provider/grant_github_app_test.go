@@ -47,6 +47,9 @@ func (g *githubAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "POST /api/v3/app/installations/7/access_tokens":
 		w.WriteHeader(401)
 		io.WriteString(w, `{"message":"'Expiration time' claim ('exp') is too far in the future","documentation_url":"https://docs.github.com/rest"}`)
+	case "POST /api/v3/app/installations/422/access_tokens":
+		w.WriteHeader(422)
+		io.WriteString(w, `{"message":"There is at least one repository that does not exist or is not accessible to the parent installation.","documentation_url":"https://docs.github.com/rest"}`)
 	case "DELETE /api/v3/installation/token":
 		w.WriteHeader(204)
 	default:

@@ -15,7 +15,8 @@ var jwtBearer = grant{
 	name:         GrantJWTBearer,
 	oauth:        true,
 	authOptional: true,
-	params: func(e *Endpoint, _ string) []param {
+	narrows:      narrowScopes, // the narrowed endpoint's scopes, in the request or the scope claim
+	params: func(e *Endpoint, _ *TokenRequest) []param {
 		params := []param{{"grant_type", jwtBearerURN}, {"assertion", signed{}}}
 		if len(e.Scopes) > 0 && !e.row().assertion.scopeClaim {
 			params = append(params, param{"scope", e.Scopes})

@@ -1,13 +1,25 @@
 package provider
 
-// refreshToken continues a chain (RFC 6749 §6). Scope is not sent: the new
-// token keeps the scope of the chain.
+// refreshToken continues a chain (RFC 6749 §6). Scope is sent only to
+// narrow it: without, the new token keeps the scope of the chain. A
+// narrowing's scope "MUST NOT include any scope not originally granted"
+// (§6); the provider keeps the refresh token's own scope. Its resources ask
+// for a token for those resources (RFC 8707 §2.2). The dialect's
+// authorization scopes (offline_access) stay in a narrowed scope
+// (withAuthScopes): Microsoft's v2 endpoint redeems one refresh token for
+// another resource's token with "scope=https://management.azure.com/.default
+// offline_access".
 var refreshToken = grant{
 	name:    GrantRefreshToken,
 	oauth:   true,
 	refresh: true,
-	params: func(_ *Endpoint, token string) []param {
-		return []param{{"grant_type", string(GrantRefreshToken)}, {"refresh_token", token}}
+	narrows: narrowScopes | narrowResources,
+	params: func(e *Endpoint, in *TokenRequest) []param {
+		params := []param{{"grant_type", string(GrantRefreshToken)}, {"refresh_token", in.RefreshToken}}
+		if in.Narrowing != nil && len(in.Narrowing.Scopes) > 0 {
+			params = append(params, param{"scope", e.withAuthScopes(in.Narrowing.Scopes)})
+		}
+		return append(params, in.resourceParams()...)
 	},
 	needs: func(e *Endpoint) Credential {
 		if e.ClientID == "" {

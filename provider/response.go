@@ -31,6 +31,9 @@ type Token struct {
 	// do, and where (nil when not said).
 	Permissions  map[string]string
 	Repositories []string
+	// IssuedTokenType is a token exchange's issued_token_type (RFC 8693
+	// §2.2.1, a token type URI); "" for every other grant.
+	IssuedTokenType string
 	// IDToken is the OpenID Connect ID token a user's authorization may
 	// bring, as sent: a credential (Secrets lists it), and unverified. Its
 	// signature, issuer, audience and nonce are not checked here, so none of

@@ -5,6 +5,12 @@
 // are registered as JWKs, or fetched from a JWKS URL (tokenbroker's
 // unauthenticated jwks/<name>) on each verification. zitadel checks every
 // assertion: signature, aud (its issuer), iat, exp, iss = sub.
+//
+// A test may bound a client's scopes (AllowScopes) and turn on RFC 8693
+// token exchange (EnableTokenExchange): zitadel's op.TokenExchange parses
+// and routes the grant, authenticates the client and finds the subject
+// token's id by decrypting it; what it leaves to its storage, this one
+// decides (keyStore.ValidateTokenExchangeRequest).
 package assertionop
 
 import (
@@ -16,6 +22,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,7 +44,7 @@ type OP struct {
 
 // Start runs an OP on a loopback port; Close stops it.
 func Start() (*OP, error) {
-	o := &OP{store: &keyStore{clients: map[string]*client{}, issued: map[string]string{}}}
+	o := &OP{store: &keyStore{clients: map[string]*client{}, issued: map[string]issuedToken{}, scopes: map[string][]string{}}}
 	o.srv = httptest.NewUnstartedServer(nil)
 	o.srv.Start()
 	o.Issuer = o.srv.URL
@@ -62,13 +69,33 @@ func (o *OP) Close() { o.srv.Close() }
 // AddClient registers a client (or service user) id whose assertions the
 // keys verify.
 func (o *OP) AddClient(id string, keys ...jose.JSONWebKey) {
-	o.store.add(&client{id: id, keys: keys})
+	o.store.add(&client{id: id, keys: keys, store: o.store})
 }
 
 // AddClientJWKS registers a client whose keys are fetched from jwksURL
 // (with hc) each time one of its assertions is verified.
 func (o *OP) AddClientJWKS(id, jwksURL string, hc *http.Client) {
-	o.store.add(&client{id: id, jwksURL: jwksURL, hc: hc})
+	o.store.add(&client{id: id, jwksURL: jwksURL, hc: hc, store: o.store})
+}
+
+// AllowScopes bounds the scopes client id may ask for by client
+// credentials, the JWT profile grant or token exchange: another is refused
+// with invalid_scope (RFC 6749 §5.2). Without, every scope asked is granted.
+func (o *OP) AllowScopes(id string, scopes ...string) {
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	o.store.scopes[id] = scopes
+}
+
+// EnableTokenExchange lets every client exchange (RFC 8693) an access
+// token this OP issued and that has not expired for an access token for
+// audiences and resources among targets (another is invalid_target,
+// RFC 8693 §2.2.2). Without it, clients are not allowed the grant
+// (zitadel answers unauthorized_client).
+func (o *OP) EnableTokenExchange(targets ...string) {
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	o.store.exchange, o.store.targets = true, targets
 }
 
 // Subject reports whom accessToken was issued to, if this OP issued it.
@@ -80,7 +107,19 @@ func (o *OP) Subject(accessToken string) (string, bool) {
 	id, subject, _ := strings.Cut(plain, ":")
 	o.store.mu.Lock()
 	defer o.store.mu.Unlock()
-	return subject, o.store.issued[id] == subject
+	return subject, o.store.issued[id].subject == subject
+}
+
+// Audiences are the audiences an access token this OP issued was issued for.
+func (o *OP) Audiences(accessToken string) []string {
+	plain, err := o.crypto.Decrypt(accessToken)
+	if err != nil {
+		return nil
+	}
+	id, _, _ := strings.Cut(plain, ":")
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	return o.store.issued[id].audience
 }
 
 // server is zitadel's LegacyServer, except that the client_credentials
@@ -104,7 +143,18 @@ type keyStore struct {
 	*storage.Storage
 	mu      sync.Mutex
 	clients map[string]*client
-	issued  map[string]string // access token id -> subject
+	issued  map[string]issuedToken // by access token id
+	scopes  map[string][]string    // a client's allowed scopes (AllowScopes)
+	// exchange: token exchange is on, for targets (EnableTokenExchange).
+	exchange bool
+	targets  []string
+}
+
+// issuedToken is what the OP issued an access token for.
+type issuedToken struct {
+	subject  string
+	audience []string
+	expires  time.Time
 }
 
 func (k *keyStore) add(c *client) {
@@ -154,20 +204,78 @@ func (k *keyStore) ClientCredentials(context.Context, string, string) (op.Client
 }
 
 func (k *keyStore) ClientCredentialsTokenRequest(_ context.Context, id string, scopes []string) (op.TokenRequest, error) {
+	if err := k.scopesAllowed(id, scopes); err != nil {
+		return nil, err
+	}
 	return &oidc.JWTTokenRequest{Subject: id, Audience: []string{id}, Scopes: scopes}, nil
 }
 
-// ValidateJWTProfileScopes grants the scopes asked for.
-func (k *keyStore) ValidateJWTProfileScopes(_ context.Context, _ string, scopes []string) ([]string, error) {
+// ValidateJWTProfileScopes grants the scopes asked for, within AllowScopes.
+func (k *keyStore) ValidateJWTProfileScopes(_ context.Context, id string, scopes []string) ([]string, error) {
+	if err := k.scopesAllowed(id, scopes); err != nil {
+		return nil, err
+	}
 	return scopes, nil
 }
 
-// CreateAccessToken records which tokens were issued, for Subject.
+// scopesAllowed refuses a scope outside id's AllowScopes.
+func (k *keyStore) scopesAllowed(id string, scopes []string) error {
+	k.mu.Lock()
+	allowed, bounded := k.scopes[id]
+	k.mu.Unlock()
+	for _, s := range scopes {
+		if bounded && !slices.Contains(allowed, s) {
+			return oidc.ErrInvalidScope().WithDescription("scope %q is not allowed for %s", s, id)
+		}
+	}
+	return nil
+}
+
+// ValidateTokenExchangeRequest (op.TokenExchangeStorage) decides what
+// zitadel leaves to its storage: the subject (and actor) token must be an
+// access token this OP issued that has not expired (zitadel only decrypts
+// it), an access token is issued unless another type is asked (which is
+// refused), and the audiences, resources and scopes must be allowed. The
+// example storage's own (impersonation by admin users) is not used.
+func (k *keyStore) ValidateTokenExchangeRequest(_ context.Context, r op.TokenExchangeRequest) error {
+	k.mu.Lock()
+	on, targets := k.exchange, k.targets
+	valid := func(id string) bool { t, ok := k.issued[id]; return ok && time.Now().Before(t.expires) }
+	subjectOK := valid(r.GetExchangeSubjectTokenIDOrToken())
+	actorOK := r.GetExchangeActorTokenIDOrToken() == "" || valid(r.GetExchangeActorTokenIDOrToken())
+	k.mu.Unlock()
+	switch {
+	case !on:
+		return oidc.ErrUnauthorizedClient().WithDescription("token exchange is not enabled")
+	case r.GetExchangeSubjectTokenType() != oidc.AccessTokenType || !subjectOK:
+		return oidc.ErrInvalidRequest().WithDescription("subject_token is not a valid access token of this OP")
+	case r.GetExchangeActorTokenIDOrToken() != "" && (r.GetExchangeActorTokenType() != oidc.AccessTokenType || !actorOK):
+		return oidc.ErrInvalidRequest().WithDescription("actor_token is not a valid access token of this OP")
+	case r.GetRequestedTokenType() == "":
+		r.SetRequestedTokenType(oidc.AccessTokenType)
+	case r.GetRequestedTokenType() != oidc.AccessTokenType:
+		return oidc.ErrInvalidRequest().WithDescription("requested_token_type %s is not issued here", r.GetRequestedTokenType())
+	}
+	for _, t := range slices.Concat(r.GetAudience(), r.GetResourses()) {
+		if !slices.Contains(targets, t) {
+			return oidc.ErrInvalidTarget().WithDescription("%q is not an allowed audience or resource", t)
+		}
+	}
+	return k.scopesAllowed(r.GetClientID(), r.GetScopes())
+}
+
+// CreateTokenExchangeRequest (op.TokenExchangeStorage) keeps nothing.
+func (k *keyStore) CreateTokenExchangeRequest(context.Context, op.TokenExchangeRequest) error {
+	return nil
+}
+
+// CreateAccessToken records which tokens were issued, for Subject,
+// Audiences and token exchange.
 func (k *keyStore) CreateAccessToken(ctx context.Context, r op.TokenRequest) (string, time.Time, error) {
 	id, exp, err := k.Storage.CreateAccessToken(ctx, r)
 	if err == nil {
 		k.mu.Lock()
-		k.issued[id] = r.GetSubject()
+		k.issued[id] = issuedToken{subject: r.GetSubject(), audience: r.GetAudience(), expires: exp}
 		k.mu.Unlock()
 	}
 	return id, exp, err
@@ -179,6 +287,7 @@ type client struct {
 	keys    []jose.JSONWebKey
 	jwksURL string
 	hc      *http.Client
+	store   *keyStore // whether token exchange is on
 }
 
 func (c *client) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
@@ -222,5 +331,11 @@ func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
 }
 func (c *client) GrantTypes() []oidc.GrantType {
-	return []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeBearer}
+	grants := []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeBearer}
+	c.store.mu.Lock()
+	defer c.store.mu.Unlock()
+	if c.store.exchange {
+		grants = append(grants, oidc.GrantTypeTokenExchange)
+	}
+	return grants
 }

@@ -14,9 +14,9 @@ import (
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
 )
 
-// stampedeOnce fires n concurrent reads of name, all released at once, and
+// stampedeOnce fires n concurrent reads of path, all released at once, and
 // returns how many failed, the distinct tokens served and the latencies.
-func (d *driver) stampedeOnce(name string, n int) (failed int, tokens map[string]int, lats []time.Duration, firstErr string) {
+func (d *driver) stampedeOnce(path string, n int) (failed int, tokens map[string]int, lats []time.Duration, firstErr string) {
 	vc := d.client(n + 10)
 	defer vc.hc.Transport.(*http.Transport).CloseIdleConnections()
 	// Open the connections first (each client holds one while its warm-up
@@ -46,7 +46,7 @@ func (d *driver) stampedeOnce(name string, n int) (failed int, tokens map[string
 			defer wg.Done()
 			<-release
 			t0 := time.Now()
-			status, raw, err := vc.call("GET", "tokenbroker/creds/"+name, nil)
+			status, raw, err := vc.call("GET", path, nil)
 			lat := time.Since(t0)
 			tok := accessToken(raw)
 			mu.Lock()
@@ -86,7 +86,7 @@ func (d *driver) stampede() error {
 		return err
 	}
 	before := f.TotalCalls()
-	failed, tokens, lats, firstErr := d.stampedeOnce("stampede", n)
+	failed, tokens, lats, firstErr := d.stampedeOnce("tokenbroker/creds/stampede", n)
 	calls := f.TotalCalls() - before
 	d.add("3. stampede, 1 h token evicted: upstream calls for 1000 concurrent reads",
 		fmt.Sprintf("%d (%d refresh grant; %d distinct token(s) served; read p50 %s, max %s)", calls, f.Grants("refresh_token"), len(tokens), ms(pct(lats, .5)), ms(pct(lats, 1))),
@@ -112,12 +112,38 @@ func (d *driver) stampede() error {
 	time.Sleep(time.Until(time.Unix(int64(exp)+1, 0).Add(200 * time.Millisecond))) // surely expired
 	f5.ClearFailures()
 	primed := f5.TotalCalls()
-	failed, tokens, lats, firstErr = d.stampedeOnce("stampede5", n)
+	failed, tokens, lats, firstErr = d.stampedeOnce("tokenbroker/creds/stampede5", n)
 	calls = f5.TotalCalls() - primed
 	d.add("3. stampede, 5 s token expired: upstream calls for 1000 concurrent reads",
 		fmt.Sprintf("%d (%d distinct token(s) served; read p50 %s, max %s)", calls, len(tokens), ms(pct(lats, .5)), ms(pct(lats, 1))),
 		"exactly 1", calls == 1)
 	d.add("3. stampede, 5 s token expired: failed reads", failedText(failed, firstErr), "0", failed == 0)
+	return d.stampedeNarrowed(n, latency)
+}
+
+// stampedeNarrowed: n concurrent reads of a narrowed variant no one read
+// yet (scope=read of a config whose main token is cached) make one
+// upstream call (variants.go's single flight per variant).
+func (d *driver) stampedeNarrowed(n int, latency time.Duration) error {
+	f, err := newFake(time.Hour, latency)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := d.vault.must("PUT", "tokenbroker/config/stampede-narrowed", narrowedConfigBody(f, 5*time.Minute)); err != nil {
+		return err
+	}
+	defer d.forget("stampede-narrowed")
+	if _, err := d.vault.must("GET", "tokenbroker/creds/stampede-narrowed", nil); err != nil {
+		return err
+	}
+	before := f.TotalCalls()
+	failed, tokens, lats, firstErr := d.stampedeOnce("tokenbroker/creds/stampede-narrowed?scope=read", n)
+	calls := f.TotalCalls() - before
+	d.add("3. stampede, a new narrowed variant (scope=read): upstream calls for 1000 concurrent reads",
+		fmt.Sprintf("%d (%d distinct token(s) served; read p50 %s, max %s)", calls, len(tokens), ms(pct(lats, .5)), ms(pct(lats, 1))),
+		"exactly 1", calls == 1)
+	d.add("3. stampede, a new narrowed variant: failed reads", failedText(failed, firstErr), "0", failed == 0)
 	return nil
 }
 

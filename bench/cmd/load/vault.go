@@ -108,6 +108,14 @@ func configBody(f *fake, refreshAhead time.Duration) map[string]any {
 	}
 }
 
+// narrowedConfigBody is config/<name>'s body for narrowed reads against f:
+// its oauth2 endpoint (which takes a scope), read allowed.
+func narrowedConfigBody(f *fake, refreshAhead time.Duration) map[string]any {
+	body := configBody(f, refreshAhead)
+	body["provider"], body["token_url"], body["allowed_scopes"] = "oauth2", f.URL()+fakeprovider.PathOAuth2Token, "read"
+	return body
+}
+
 // scenarioProvider starts a fake provider (token lifetime, latency per token
 // request) and writes config/<name> against it, with refreshAhead. The
 // caller defers cleanup, which deletes the config, so later periodic passes

@@ -1,0 +1,153 @@
+package tokenbroker
+
+// Narrowed reads against real behaviours: Microsoft's per-resource refresh
+// from one connected account and GitHub's narrowed installation tokens
+// (the strict fake), and zitadel/oidc's OpenID provider for narrowed client
+// credentials.
+
+import (
+	"net/http"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/internal/assertionop"
+)
+
+// TestNarrowedMicrosoftPerResource: one connected Microsoft account gives
+// a Graph token and an Azure management token, each by a refresh narrowed to
+// its resource's scope; the chain's refresh token rotates each time and is
+// never sent twice, and the main token stays.
+func TestNarrowedMicrosoftPerResource(t *testing.T) {
+	e := newEnv(t)
+	// The main chain's own refresh sends no scope: the fake then answers
+	// for the consent's first resource (Graph).
+	e.fake.SetMicrosoftRefreshScope(fakeprovider.MicrosoftRefreshScopeOptional)
+	graph, arm := "https://graph.microsoft.com/.default", "https://management.azure.com/.default"
+	seed := e.fake.SeedMicrosoftRefreshToken(testClientID, "https://graph.microsoft.com/User.Read",
+		"https://management.azure.com/user_impersonation", "offline_access")
+	e.mustDo(logical.CreateOperation, "config/ms", map[string]any{"provider": "microsoft", "ca_pem": e.fake.CAPEM(),
+		"token_url": e.fake.URL() + fakeprovider.MicrosoftTokenPath("contoso"), "client_id": testClientID, "client_secret": testClientSecret,
+		"scopes": "https://graph.microsoft.com/User.Read,offline_access", "refresh_token": seed, "refresh_grant": "auto", "allowed_scopes": graph + "," + arm})
+	main := e.token("ms")
+	for _, tc := range []struct{ scope, audience string }{
+		{graph, "https://graph.microsoft.com"},
+		{arm, "https://management.azure.com"},
+	} {
+		t.Run(tc.audience, func(t *testing.T) {
+			before := e.storedState("ms").RefreshToken
+			tok := e.narrowedToken("ms", map[string]any{"scope": tc.scope})
+			if got := e.fake.Audiences(tok); !slices.Equal(got, []string{tc.audience}) {
+				t.Errorf("audiences of the narrowed token: got %v, want [%s]", got, tc.audience)
+			}
+			if after := e.storedState("ms"); after.RefreshToken == before || after.AccessToken != main {
+				t.Errorf("stored chain: refresh token rotated %v, main token kept %v; want both",
+					after.RefreshToken != before, after.AccessToken == main)
+			}
+		})
+	}
+	expect(t, "main token", e.token("ms"), main)
+	e.clock.Add(2 * time.Hour)
+	e.token("ms") // the main chain refreshes with the last rotated token
+	expect(t, "refresh token reuses", e.fake.RefreshReuses(), 0)
+}
+
+// TestNarrowedGitHubInstallationToken: a read narrows the installation
+// token to a repository and a permission level; the config's own
+// repositories and permissions bound what a read may ask, and GitHub's 422
+// (a permission the installation lacks) is a 400 for the read.
+func TestNarrowedGitHubInstallationToken(t *testing.T) {
+	e := newEnv(t)
+	e.fake.AddAssertionKey("77", "", &testRSA.PublicKey)
+	e.fake.AddGitHubInstallation("77", "octo", false, 9, "web", "api", "docs")
+	e.fake.SetGitHubInstallationPermissions(9, map[string]string{"contents": "write", "issues": "write"})
+	app := map[string]any{"provider": "github_app", "ca_pem": e.fake.CAPEM(), "api_url": e.fake.URL() + fakeprovider.PathGitHubAPI,
+		"app_id": "77", "installation_id": "9", "private_key": pkcs1PEM(testRSA)}
+	e.mustDo(logical.CreateOperation, "config/gh", app)
+	e.mustDo(logical.CreateOperation, "config/gh-bounded", withFields(app, map[string]any{"repositories": "web,api", "permissions": "contents=read"}))
+	cases := []struct {
+		name, config string
+		read         map[string]any
+		wantRepos    []string
+		wantPerms    map[string]string
+		wantErr      string
+	}{
+		{"one repository, read-only", "gh", map[string]any{"repositories": "web", "permissions": "contents=read"},
+			[]string{"web"}, map[string]string{"contents": "read"}, ""},
+		{"within the config's repositories", "gh-bounded", map[string]any{"repositories": "api"}, []string{"api"}, nil, ""},
+		{"outside the config's repositories", "gh-bounded", map[string]any{"repositories": "docs"}, nil, nil,
+			`repository "docs" is not among the allowed repositories (the config's repositories)`},
+		{"above the config's permission", "gh-bounded", map[string]any{"permissions": "contents=write"}, nil, nil,
+			`permission "contents:write"`},
+		{"a level that is none", "gh", map[string]any{"permissions": "contents=all"}, nil, nil, "must be read, write or admin"},
+		{"a permission the installation lacks (GitHub's 422)", "gh", map[string]any{"permissions": "administration=read"}, nil, nil,
+			"the provider refused the narrowing"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := e.creds(tc.config, tc.read)
+			if tc.wantErr != "" {
+				expectErr(t, "narrowed read", err, tc.wantErr)
+				expect(t, "status", codeOf(err), http.StatusBadRequest)
+				return
+			}
+			if err != nil {
+				t.Fatalf("narrowed read %v: got %v, want a token", tc.read, err)
+			}
+			if got, _ := resp.Data["repositories"].([]string); !slices.Equal(got, tc.wantRepos) {
+				t.Errorf("repositories: got %v, want %v", got, tc.wantRepos)
+			}
+			if tc.wantPerms != nil {
+				got, _ := resp.Data["permissions"].(map[string]string)
+				for k, v := range tc.wantPerms {
+					if got[k] != v {
+						t.Errorf("permissions: got %v, want %v", got, tc.wantPerms)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestZitadelNarrowedClientCredentials: zitadel's OpenID provider issues
+// a narrowed client credentials token for the scope a read asks; a scope
+// within allowed_scopes that the OP refuses (invalid_scope) is a 400.
+func TestZitadelNarrowedClientCredentials(t *testing.T) {
+	o, e := startZitadelEnv(t)
+	key := e.configSigned("z", "oauth2", map[string]any{"token_url": o.TokenURL, "client_id": "svc-z", "assertion_audience": o.Issuer,
+		"generate_key": "ec-p256", "scopes": "openid,profile", "allowed_scopes": "openid,profile,admin"})
+	o.AddClient("svc-z", publicJWK(t, key, ""))
+	o.AllowScopes("svc-z", "openid", "profile")
+	main := e.token("z")
+	resp, err := e.creds("z", map[string]any{"scope": "openid"})
+	if err != nil {
+		t.Fatalf("narrowed read: %v", err)
+	}
+	tok, _ := resp.Data["access_token"].(string)
+	if subject, ok := o.Subject(tok); !ok || subject != "svc-z" || tok == main {
+		t.Fatalf("narrowed token: issued by the OP %v to %q, the main token %v; want a new token of svc-z", ok, subject, tok == main)
+	}
+	if got, _ := resp.Data["scopes"].([]string); !slices.Equal(got, []string{"openid"}) {
+		t.Errorf("scopes: got %v, want [openid]", got)
+	}
+	_, err = e.creds("z", map[string]any{"scope": "admin"})
+	expectErr(t, "a scope the OP refuses", err, "invalid_scope")
+	expect(t, "status", codeOf(err), http.StatusBadRequest)
+}
+
+// startZitadelEnv starts zitadel/oidc's OpenID provider and an env whose
+// backend dates assertions by the real clock, as zitadel checks them.
+func startZitadelEnv(t *testing.T) (*assertionop.OP, *env) {
+	t.Helper()
+	o, err := assertionop.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.Close)
+	e := newEnv(t)
+	e.b.now = time.Now
+	return o, e
+}
