@@ -22,10 +22,7 @@ import (
 // its resource's scope; the chain's refresh token rotates each time and is
 // never sent twice, and the main token stays.
 func TestNarrowedMicrosoftPerResource(t *testing.T) {
-	e := newEnv(t)
-	// The main chain's own refresh sends no scope: the fake then answers
-	// for the consent's first resource (Graph).
-	e.fake.SetMicrosoftRefreshScope(fakeprovider.MicrosoftRefreshScopeOptional)
+	e := newEnv(t) // the fake requires scope on every refresh, as Microsoft does: the main chain sends its scopes
 	graph, arm := "https://graph.microsoft.com/.default", "https://management.azure.com/.default"
 	seed := e.fake.SeedMicrosoftRefreshToken(testClientID, "https://graph.microsoft.com/User.Read",
 		"https://management.azure.com/user_impersonation", "offline_access")

@@ -111,6 +111,11 @@ type row struct {
 	assertion assertionRules
 	// mintScopes: the base grant needs scopes (Microsoft, Okta).
 	mintScopes bool
+	// refreshScopes: a refresh sends the configured scopes, which the
+	// provider requires on the refresh leg (Microsoft's v2 endpoint lists
+	// scope as required in "Refresh the access token", and refuses a
+	// refresh without it: AADSTS90014).
+	refreshScopes bool
 	// revocable: tokens can be revoked before they expire (Client.Revoke).
 	revocable bool
 	// revocationURL: the provider's RFC 7009 revocation endpoint
@@ -197,7 +202,7 @@ var dialects = map[Dialect]row{
 	//   - microsoft: https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-auth-code-flow,
 	//     .../v2-oauth2-device-code and .../v2-oauth2-client-creds-grant-flow;
 	//     offline_access buys a refresh token.
-	Microsoft: {mint: clientCredentials, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true,
+	Microsoft: {mint: clientCredentials, refresh: refreshToken, auth: AuthBody, encoding: EncodeForm, refreshByDefault: true, refreshScopes: true,
 		authURL:       "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
 		tokenURL:      "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
 		deviceURL:     "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",

@@ -40,6 +40,17 @@ func TestRequestsPerDialect(t *testing.T) {
 			t.Fatalf("form = %v auth %q", form, rec.auth)
 		}
 	})
+	t.Run("microsoft refresh sends the configured scopes with offline_access", func(t *testing.T) {
+		e := base
+		e.Dialect, e.TokenURL = Microsoft, srv.URL+"/token"
+		if _, err := exchange(t, &e, GrantRefreshToken, "rt1"); err != nil {
+			t.Fatal(err)
+		}
+		form, _ := url.ParseQuery(rec.body)
+		if got, want := form.Get("scope"), "a b offline_access"; got != want || form.Get("refresh_token") != "rt1" {
+			t.Fatalf("scope = %q, want %q (Microsoft refuses a refresh without scope, AADSTS90014); form = %v", got, want, form)
+		}
+	})
 	t.Run("oauth2_json", func(t *testing.T) {
 		e := base
 		e.Dialect, e.Scopes = OAuth2JSON, nil
