@@ -124,6 +124,9 @@ func TestAppWriteReachesEveryConnection(t *testing.T) {
 	for i := range names {
 		names[i] = fmt.Sprintf("crm-%02d", i)
 		e.mustDo(logical.CreateOperation, "config/"+names[i], map[string]any{"app": "crm"})
+		// Minted before the provider switches secrets: a connection's first
+		// mint between the switch and the app's write would rightly fail.
+		e.token(names[i])
 	}
 
 	var reads, failed atomic.Int64

@@ -111,8 +111,9 @@ type faultyStorage struct {
 	failAfterRotation atomic.Bool
 	// onPut, when set, sees every entry before it is written (or refused).
 	onPut atomic.Pointer[func(*logical.StorageEntry)]
-	// lists counts List calls.
-	lists atomic.Int64
+	// lists counts List calls; configLists those of config/ alone (the
+	// background's own listings, of webhook/ or auth/, are not among them).
+	lists, configLists atomic.Int64
 	// onGet, when set, sees every key before it is read.
 	onGet atomic.Pointer[func(key string)]
 	// fail, when set, can fail a Put or Delete ("put", "delete") of a key.
@@ -142,6 +143,9 @@ func (s *faultyStorage) Get(ctx context.Context, key string) (*logical.StorageEn
 
 func (s *faultyStorage) List(ctx context.Context, prefix string) ([]string, error) {
 	s.lists.Add(1)
+	if prefix == configPrefix {
+		s.configLists.Add(1)
+	}
 	return s.InmemStorage.List(ctx, prefix)
 }
 

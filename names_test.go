@@ -73,10 +73,10 @@ func TestListIndexBuiltAtStart(t *testing.T) {
 	if err := e.periodic(); err != nil { // the loop starts and loads every name
 		t.Fatalf("periodic: %v", err)
 	}
-	lists := e.storage.lists.Load()
+	lists := e.storage.configLists.Load()
 	resp := e.mustDo(logical.ListOperation, "config/", map[string]any{"limit": 2})
 	if got, want := resp.Data["keys"], []string{"n0", "n1"}; !slices.Equal(got.([]string), want) {
 		t.Fatalf("first page = %v, want %v", got, want)
 	}
-	expect(t, "storage listings by the first LIST after the start", e.storage.lists.Load()-lists, int64(0))
+	expect(t, "storage listings of config/ by the first LIST after the start", e.storage.configLists.Load()-lists, int64(0))
 }
