@@ -109,6 +109,9 @@ func (b *backend) pathCredsRead(ctx context.Context, req *logical.Request, d *fr
 // readFields are a creds read's min_ttl and narrowing (nil: none), each
 // decoded only when sent.
 func (b *backend) readFields(d *framework.FieldData) (minTTL int, vr *variantRequest, err error) {
+	if len(d.Raw) <= 1 { // the name alone: the usual cached read looks up nothing more
+		return 0, nil, nil
+	}
 	if minTTL, err = minTTLField(d); err != nil {
 		return 0, nil, err
 	}
