@@ -7,6 +7,7 @@ package tokenbroker
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -147,4 +148,86 @@ func startZitadelEnv(t *testing.T) (*assertionop.OP, *env) {
 	e := newEnv(t)
 	e.b.now = time.Now
 	return o, e
+}
+
+// TestZitadelNarrowedRefresh: a user connected at zitadel's OpenID provider
+// (authorization code with private_key_jwt, offline_access) reads a token
+// narrowed to fewer scopes: zitadel's refresh grant checks the scope is
+// within the grant and issues it; the refresh token it rotates is persisted
+// and keeps the grant's whole scope (RFC 6749 §6), the spent one is never
+// sent again and the main token stays. A scope outside the grant is
+// zitadel's invalid_scope, a 400 that spends nothing. Where the provider
+// ends the access token of a refresh token it spends (configured as
+// revokes_previous_token=on_refresh), a narrowed read is refused before
+// anything is sent.
+func TestZitadelNarrowedRefresh(t *testing.T) {
+	o, e := startZitadelEnv(t)
+	grant := []string{"openid", "profile", "email", "offline_access"}
+	connect := func(name string, extra map[string]any) {
+		t.Helper()
+		key := e.configSigned(name, "oauth2", withFields(map[string]any{"token_url": o.TokenURL, "auth_url": o.AuthURL,
+			"client_id": "web-" + name, "assertion_audience": o.Issuer, "generate_key": "ec-p256", "redirect_uri": testRedirect,
+			"scopes": "openid,profile,email,offline_access", "allowed_scopes": "openid,profile,email,offline_access,phone"}, extra))
+		o.AddClient("web-"+name, publicJWK(t, key, ""))
+		o.AddRedirectURI("web-"+name, testRedirect)
+		authURL, _ := e.authorize(name)
+		back, err := o.Authorize(authURL)
+		if err != nil {
+			t.Fatalf("zitadel refused the authorization: %v", err)
+		}
+		u, _ := url.Parse(back)
+		if status, page := e.callback(u.Query()); status != http.StatusOK {
+			t.Fatalf("callback: %d %s", status, page)
+		}
+	}
+
+	connect("z", nil)
+	main := e.token("z")
+	spent := e.storedState("z").RefreshToken
+	if !o.Active(main) || !slices.Equal(o.Scopes(main), grant) {
+		t.Fatalf("main token: active %v, scopes %v; want active with %v", o.Active(main), o.Scopes(main), grant)
+	}
+
+	resp, err := e.creds("z", map[string]any{"scope": "profile email"})
+	if err != nil {
+		t.Fatalf("narrowed read: %v", err)
+	}
+	narrowed, _ := resp.Data["access_token"].(string)
+	if got := o.Scopes(narrowed); !o.Active(narrowed) || !slices.Equal(got, []string{"email", "profile"}) {
+		t.Errorf("narrowed token: active %v, scopes %v; want active with [email profile]", o.Active(narrowed), got)
+	}
+	rotated := e.storedState("z").RefreshToken
+	switch {
+	case rotated == spent:
+		t.Fatal("the refresh token zitadel rotated was not persisted")
+	case o.RefreshScopes(spent) != nil:
+		t.Error("the spent refresh token is still live at zitadel")
+	case !slices.Equal(o.RefreshScopes(rotated), grant):
+		t.Errorf("the rotated refresh token's grant: got %v, want %v (RFC 6749 §6)", o.RefreshScopes(rotated), grant)
+	}
+	expect(t, "main token after the narrowed refresh", e.token("z"), main)
+	if !o.Active(main) {
+		t.Error("the main token ended")
+	}
+	if again, _ := e.creds("z", map[string]any{"scope": "email,profile"}); again == nil || again.Data["access_token"] != narrowed {
+		t.Error("a second narrowed read of the same scopes was not served from cache")
+	}
+
+	_, err = e.creds("z", map[string]any{"scope": "phone"})
+	expectErr(t, "a scope outside the grant", err, "invalid_scope")
+	expect(t, "status", codeOf(err), http.StatusBadRequest)
+	if o.RefreshScopes(rotated) == nil || e.storedState("z").RefreshToken != rotated {
+		t.Error("a refused narrowed refresh spent or dropped the chain's refresh token")
+	}
+
+	o.EndPreviousOnRefresh(true)
+	connect("ends", map[string]any{"revokes_previous_token": "on_refresh"})
+	main = e.token("ends")
+	held := e.storedState("ends").RefreshToken
+	_, err = e.creds("ends", map[string]any{"scope": "profile"})
+	expectErr(t, "a narrowed refresh that would end the main token", err, "revokes_previous_token")
+	expect(t, "status", codeOf(err), http.StatusBadRequest)
+	if !o.Active(main) || o.RefreshScopes(held) == nil {
+		t.Errorf("after the refused read: main token active %v, refresh token live %v; want both", o.Active(main), o.RefreshScopes(held) != nil)
+	}
 }

@@ -9,19 +9,36 @@
 // A test may bound a client's scopes (AllowScopes) and turn on RFC 8693
 // token exchange (EnableTokenExchange): zitadel's op.TokenExchange parses
 // and routes the grant, authenticates the client and finds the subject
-// token's id by decrypting it; what it leaves to its storage, this one
-// decides (keyStore.ValidateTokenExchangeRequest).
+// token's id by decrypting it (or verifies a subject ID token); what it
+// leaves to its storage, this one decides (keyStore.ValidateTokenExchangeRequest).
+//
+// A client given a redirect URI (AddRedirectURI) may also connect a user
+// (the authorization code grant, OpenID Connect Core §3.1): Authorize plays
+// the browser and the user, who logs in at once. With offline_access the OP
+// issues a refresh token, and refreshes it as zitadel's op does: it checks a
+// narrowed request's scope is within the grant (RFC 6749 §6), issues an ID
+// token beside each access token, and leaves the rest to this storage. The
+// refresh tokens are this storage's own, not the example storage's: that
+// one hands zitadel the stored grant itself, so a refresh narrowed by scope
+// narrows the new refresh token too, where RFC 6749 §6 wants the original
+// scope kept. Here a refresh token is single-use (a spent one is
+// invalid_grant) and keeps its grant's scope; EndPreviousOnRefresh makes a
+// refresh end the access token of the refresh token it spends, as the
+// example storage does (and Ory's fosite).
 package assertionop
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +54,7 @@ import (
 type OP struct {
 	Issuer   string // http://127.0.0.1:port, the aud of every assertion
 	TokenURL string
+	AuthURL  string // the authorization endpoint
 	srv      *httptest.Server
 	store    *keyStore
 	crypto   op.Crypto
@@ -44,23 +62,129 @@ type OP struct {
 
 // Start runs an OP on a loopback port; Close stops it.
 func Start() (*OP, error) {
-	o := &OP{store: &keyStore{clients: map[string]*client{}, issued: map[string]issuedToken{}, scopes: map[string][]string{}}}
+	o := &OP{store: &keyStore{clients: map[string]*client{}, issued: map[string]issuedToken{}, scopes: map[string][]string{},
+		refresh: map[string]*storage.RefreshToken{}}}
 	o.srv = httptest.NewUnstartedServer(nil)
 	o.srv.Start()
 	o.Issuer = o.srv.URL
 	key := sha256.Sum256([]byte("assertionop"))
 	o.crypto = op.NewAES256GCMCrypto(key, "k1")
 	o.store.Storage = storage.NewStorage(storage.NewUserStore(o.Issuer))
-	provider, err := op.NewProvider(&op.Config{CryptoKey: key, CryptoKeyId: "k1", AuthMethodPrivateKeyJWT: true},
+	provider, err := op.NewProvider(&op.Config{CryptoKey: key, CryptoKeyId: "k1", AuthMethodPrivateKeyJWT: true, GrantTypeRefreshToken: true},
 		o.store, op.StaticIssuer(o.Issuer), op.WithAllowInsecure())
 	if err != nil {
 		o.srv.Close()
 		return nil, fmt.Errorf("assertionop: %w", err)
 	}
 	s := &server{LegacyServer: op.NewLegacyServer(provider, provider.Endpoints()), provider: provider}
-	o.srv.Config.Handler = op.RegisterLegacyServer(s, op.AuthorizeCallbackHandler(provider))
+	mux := http.NewServeMux()
+	mux.Handle("/", op.RegisterLegacyServer(s, op.AuthorizeCallbackHandler(provider)))
+	mux.HandleFunc(loginPath, func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		if err := o.store.CheckUsernamePassword(o.Username(), password, id); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		http.Redirect(w, r, op.AuthCallbackURL(provider)(op.ContextWithIssuer(r.Context(), o.Issuer), id), http.StatusFound)
+	})
+	o.srv.Config.Handler = mux
 	o.TokenURL = provider.TokenEndpoint().Absolute(o.Issuer)
+	o.AuthURL = provider.AuthorizationEndpoint().Absolute(o.Issuer)
+	o.store.loginURL = o.Issuer + loginPath + "?id="
 	return o, nil
+}
+
+// The login: the example storage's first user, who logs in without a page.
+const (
+	loginPath = "/login"
+	password  = "verysecure"
+)
+
+// Username is the user Authorize logs in as (the example storage's
+// test-user@<host>, subject "id1").
+func (o *OP) Username() string {
+	u, _ := url.Parse(o.Issuer)
+	return "test-user@" + u.Hostname()
+}
+
+// AddRedirectURI lets client id connect users (authorization code,
+// refresh token) with uri as its redirect URI.
+func (o *OP) AddRedirectURI(id, uri string) {
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	if c := o.store.clients[id]; c != nil {
+		c.redirects = append(c.redirects, uri)
+	}
+}
+
+// Authorize plays the browser at authURL (the OP's authorization endpoint
+// with a client's request) and the user, who logs in and consents: it
+// follows the OP's redirects and returns the URL the OP sends the browser
+// back to, the client's redirect URI with code and state (or an error).
+func (o *OP) Authorize(authURL string) (string, error) {
+	next := authURL
+	client := &http.Client{Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for range 5 {
+		resp, err := client.Get(next)
+		if err != nil {
+			return "", err
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		location, err := resp.Location()
+		if err != nil {
+			return "", fmt.Errorf("authorize: HTTP %d without a redirect: %s", resp.StatusCode, body)
+		}
+		if next = location.String(); !strings.HasPrefix(next, o.Issuer+"/") {
+			return next, nil
+		}
+	}
+	return "", errors.New("authorize: too many redirects within the OP")
+}
+
+// EndPreviousOnRefresh sets whether a refresh ends the access token issued
+// with the refresh token it spends.
+func (o *OP) EndPreviousOnRefresh(end bool) {
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	o.store.endPrevious = end
+}
+
+// Active reports whether accessToken was issued by this OP and has neither
+// expired nor been ended.
+func (o *OP) Active(accessToken string) bool {
+	t, ok := o.issuedToken(accessToken)
+	return ok && !t.ended && time.Now().Before(t.expires)
+}
+
+// Scopes are the scopes an access token this OP issued was issued for.
+func (o *OP) Scopes(accessToken string) []string {
+	t, _ := o.issuedToken(accessToken)
+	return t.scopes
+}
+
+// RefreshScopes are the scopes of the grant refreshToken continues (nil:
+// no such refresh token, or it is spent).
+func (o *OP) RefreshScopes(refreshToken string) []string {
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	if rt := o.store.refresh[refreshToken]; rt != nil {
+		return rt.Scopes
+	}
+	return nil
+}
+
+func (o *OP) issuedToken(accessToken string) (issuedToken, bool) {
+	plain, err := o.crypto.Decrypt(accessToken)
+	if err != nil {
+		return issuedToken{}, false
+	}
+	id, _, _ := strings.Cut(plain, ":")
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	t, ok := o.store.issued[id]
+	return t, ok
 }
 
 // Close stops the OP.
@@ -148,13 +272,19 @@ type keyStore struct {
 	// exchange: token exchange is on, for targets (EnableTokenExchange).
 	exchange bool
 	targets  []string
+	// refresh: the live refresh tokens; endPrevious: EndPreviousOnRefresh.
+	refresh     map[string]*storage.RefreshToken
+	endPrevious bool
+	loginURL    string // + an auth request's id
 }
 
 // issuedToken is what the OP issued an access token for.
 type issuedToken struct {
 	subject  string
 	audience []string
+	scopes   []string
 	expires  time.Time
+	ended    bool // by a refresh, under EndPreviousOnRefresh
 }
 
 func (k *keyStore) add(c *client) {
@@ -233,22 +363,24 @@ func (k *keyStore) scopesAllowed(id string, scopes []string) error {
 
 // ValidateTokenExchangeRequest (op.TokenExchangeStorage) decides what
 // zitadel leaves to its storage: the subject (and actor) token must be an
-// access token this OP issued that has not expired (zitadel only decrypts
-// it), an access token is issued unless another type is asked (which is
+// access token this OP issued that has not expired or ended (zitadel only
+// decrypts it), or an ID token (zitadel verified it), an access token is issued unless another type is asked (which is
 // refused), and the audiences, resources and scopes must be allowed. The
 // example storage's own (impersonation by admin users) is not used.
 func (k *keyStore) ValidateTokenExchangeRequest(_ context.Context, r op.TokenExchangeRequest) error {
 	k.mu.Lock()
 	on, targets := k.exchange, k.targets
-	valid := func(id string) bool { t, ok := k.issued[id]; return ok && time.Now().Before(t.expires) }
+	valid := func(id string) bool { t, ok := k.issued[id]; return ok && !t.ended && time.Now().Before(t.expires) }
 	subjectOK := valid(r.GetExchangeSubjectTokenIDOrToken())
 	actorOK := r.GetExchangeActorTokenIDOrToken() == "" || valid(r.GetExchangeActorTokenIDOrToken())
 	k.mu.Unlock()
 	switch {
 	case !on:
 		return oidc.ErrUnauthorizedClient().WithDescription("token exchange is not enabled")
+	case r.GetExchangeSubjectTokenType() == oidc.IDTokenType:
+		// zitadel verified it: signed by this OP, not expired.
 	case r.GetExchangeSubjectTokenType() != oidc.AccessTokenType || !subjectOK:
-		return oidc.ErrInvalidRequest().WithDescription("subject_token is not a valid access token of this OP")
+		return oidc.ErrInvalidRequest().WithDescription("subject_token is not a valid access token or ID token of this OP")
 	case r.GetExchangeActorTokenIDOrToken() != "" && (r.GetExchangeActorTokenType() != oidc.AccessTokenType || !actorOK):
 		return oidc.ErrInvalidRequest().WithDescription("actor_token is not a valid access token of this OP")
 	case r.GetRequestedTokenType() == "":
@@ -275,19 +407,81 @@ func (k *keyStore) CreateAccessToken(ctx context.Context, r op.TokenRequest) (st
 	id, exp, err := k.Storage.CreateAccessToken(ctx, r)
 	if err == nil {
 		k.mu.Lock()
-		k.issued[id] = issuedToken{subject: r.GetSubject(), audience: r.GetAudience(), expires: exp}
+		k.issued[id] = issuedToken{subject: r.GetSubject(), audience: r.GetAudience(), scopes: r.GetScopes(), expires: exp}
 		k.mu.Unlock()
 	}
 	return id, exp, err
 }
 
+// TokenRequestByRefreshToken (op.Storage) finds the grant a live refresh
+// token continues. zitadel narrows the request it returns to a refresh's
+// scope (SetCurrentScopes): it gets a copy, so the grant keeps its own.
+func (k *keyStore) TokenRequestByRefreshToken(_ context.Context, token string) (op.RefreshTokenRequest, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rt := k.refresh[token]
+	if rt == nil || !time.Now().Before(rt.Expiration) {
+		return nil, errors.New("invalid refresh_token")
+	}
+	grant := *rt
+	grant.Scopes = slices.Clone(rt.Scopes)
+	return storage.RefreshTokenRequestFromBusiness(&grant), nil
+}
+
+// CreateAccessAndRefreshTokens (op.Storage) issues an access token and a
+// refresh token for a user's authorization (current == "") or a refresh,
+// which spends current. The new refresh token keeps the grant's scope
+// whatever the refresh asked (RFC 6749 §6). Exchanges for a refresh token
+// are the example storage's.
+func (k *keyStore) CreateAccessAndRefreshTokens(ctx context.Context, r op.TokenRequest, current string) (string, string, time.Time, error) {
+	if _, ok := r.(op.TokenExchangeRequest); ok {
+		return k.Storage.CreateAccessAndRefreshTokens(ctx, r, current)
+	}
+	var grant storage.RefreshToken
+	if current == "" {
+		ar, ok := r.(op.AuthRequest)
+		if !ok {
+			return "", "", time.Time{}, fmt.Errorf("no refresh token for a %T", r)
+		}
+		grant = storage.RefreshToken{ApplicationID: ar.GetClientID(), UserID: ar.GetSubject(), Audience: ar.GetAudience(),
+			Scopes: slices.Clone(ar.GetScopes()), AuthTime: ar.GetAuthTime(), AMR: ar.GetAMR()}
+	} else {
+		k.mu.Lock()
+		spent := k.refresh[current]
+		delete(k.refresh, current)
+		if spent != nil && k.endPrevious {
+			t := k.issued[spent.AccessToken]
+			t.ended = true
+			k.issued[spent.AccessToken] = t
+		}
+		k.mu.Unlock()
+		if spent == nil { // spent meanwhile by a concurrent refresh
+			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used")
+		}
+		grant = *spent
+	}
+	id, exp, err := k.CreateAccessToken(ctx, r)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	grant.ID, grant.Token, grant.AccessToken = hex.EncodeToString(b[:]), hex.EncodeToString(b[:]), id
+	grant.Expiration = time.Now().Add(5 * time.Hour)
+	k.mu.Lock()
+	k.refresh[grant.Token] = &grant
+	k.mu.Unlock()
+	return id, grant.Token, exp, nil
+}
+
 // client is a private_key_jwt client and JWT profile service user.
 type client struct {
-	id      string
-	keys    []jose.JSONWebKey
-	jwksURL string
-	hc      *http.Client
-	store   *keyStore // whether token exchange is on
+	id        string
+	keys      []jose.JSONWebKey
+	redirects []string // AddRedirectURI
+	jwksURL   string
+	hc        *http.Client
+	store     *keyStore // whether token exchange is on
 }
 
 func (c *client) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
@@ -311,13 +505,19 @@ func (c *client) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 	return set.Keys, nil
 }
 
-func (c *client) GetID() string                        { return c.id }
-func (c *client) RedirectURIs() []string               { return nil }
-func (c *client) PostLogoutRedirectURIs() []string     { return nil }
-func (c *client) ApplicationType() op.ApplicationType  { return op.ApplicationTypeWeb }
-func (c *client) AuthMethod() oidc.AuthMethod          { return oidc.AuthMethodPrivateKeyJWT }
-func (c *client) ResponseTypes() []oidc.ResponseType   { return nil }
-func (c *client) LoginURL(string) string               { return "" }
+func (c *client) GetID() string { return c.id }
+func (c *client) RedirectURIs() []string {
+	c.store.mu.Lock()
+	defer c.store.mu.Unlock()
+	return slices.Clone(c.redirects)
+}
+func (c *client) PostLogoutRedirectURIs() []string    { return nil }
+func (c *client) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
+func (c *client) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodPrivateKeyJWT }
+func (c *client) ResponseTypes() []oidc.ResponseType {
+	return []oidc.ResponseType{oidc.ResponseTypeCode}
+}
+func (c *client) LoginURL(id string) string            { return c.store.loginURL + url.QueryEscape(id) }
 func (c *client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTypeBearer }
 func (c *client) IDTokenLifetime() time.Duration       { return time.Hour }
 func (c *client) DevMode() bool                        { return false }
@@ -334,6 +534,9 @@ func (c *client) GrantTypes() []oidc.GrantType {
 	grants := []oidc.GrantType{oidc.GrantTypeClientCredentials, oidc.GrantTypeBearer}
 	c.store.mu.Lock()
 	defer c.store.mu.Unlock()
+	if len(c.redirects) > 0 {
+		grants = append(grants, oidc.GrantTypeCode, oidc.GrantTypeRefreshToken)
+	}
 	if c.store.exchange {
 		grants = append(grants, oidc.GrantTypeTokenExchange)
 	}
