@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,81 @@ func TestNarrowedRefreshFaultsInVault(t *testing.T) {
 	if n := fake.RefreshReuses(); n != 0 {
 		t.Errorf("refresh tokens sent twice: %d", n)
 	}
+}
+
+// TestExchangeRoleInVault: a role with exchange=true in a real Vault. A
+// team whose policy names only the role's path reads a token the provider
+// issued by RFC 8693 token exchange of the config's token, for the role's
+// audience: another token than the config's, obtained once and served from
+// cache after. The team cannot read the config's own token. An exchange the
+// provider refuses (invalid_target) is a 400 naming the cause, and the
+// config's chain and the other role's token are untouched.
+func TestExchangeRoleInVault(t *testing.T) {
+	t.Parallel()
+	v := StartVaultWithPlugin(t)
+	fake := StartFake(t, 0)
+	// The provider exchanges a token for the client it was issued to, and
+	// only for the orders API; the config allows billing too, so billing's
+	// refusal comes from the provider, not the plugin's bounds.
+	const orders, billing = "https://orders.example.test", "https://billing.example.test"
+	fake.SetTokenExchange(fakeprovider.TokenExchangeSameClient)
+	fake.SetClientPolicy(fakeClientID, fakeprovider.ClientPolicy{Audiences: []string{orders}})
+	v.WriteConfig("gateway", fake.ConfigArgs("oauth2", "allowed_audiences="+orders+","+billing)...)
+	v.Must("write", mountPath+"/role/orders", "config=gateway", "exchange=true", "audience="+orders, "requested_token_type=access_token")
+	v.Must("write", mountPath+"/role/billing", "config=gateway", "exchange=true", "audience="+billing)
+
+	team := v.tokenWithPolicy("orders", `path "tokenbroker/role/orders/creds" { capabilities = ["read"] }`)
+	r := v.RunAs(team, "read", "-format=json", mountPath+"/role/orders/creds")
+	if r.Code != 0 {
+		t.Fatalf("the team cannot read its exchange role's token: %s", r)
+	}
+	exchanged := decodeCreds(t, r.Stdout).AccessToken
+	if !fake.Valid(exchanged) {
+		t.Fatal("role/orders/creds: the provider does not accept the exchanged token")
+	}
+	expectEqual(t, "token exchange grants after the team's read", fake.Grants("token_exchange"), 1)
+	expectEqual(t, "tokens issued for the orders audience", fake.IssuedFor("", orders), 1)
+	if got := fake.Audiences(exchanged); !slices.Equal(got, []string{orders}) {
+		t.Errorf("audiences of the exchanged token: got %v, want [%s]", got, orders)
+	}
+	main := v.ReadCreds("gateway").AccessToken
+	if main == exchanged || !fake.Valid(main) || fake.Audiences(main) != nil {
+		t.Errorf("config's own token: same as the exchanged one %v, valid %v, audiences %v; want another valid token for no audience",
+			main == exchanged, fake.Valid(main), fake.Audiences(main))
+	}
+	expectEqual(t, "client credentials grants (the config's token, the exchange's subject)", fake.Grants("client_credentials"), 1)
+
+	// A second read is served from the role's cached token: no upstream call.
+	calls := fake.TotalCalls()
+	r = v.RunAs(team, "read", "-format=json", mountPath+"/role/orders/creds")
+	if r.Code != 0 {
+		t.Fatalf("the team's second read: %s", r)
+	}
+	expectEqual(t, "the second read's token", decodeCreds(t, r.Stdout).AccessToken, exchanged)
+	expectEqual(t, "token exchange grants after the second read", fake.Grants("token_exchange"), 1)
+	expectEqual(t, "upstream calls of the second read", fake.TotalCalls()-calls, 0)
+
+	wantDenied(t, "the team reading the config's own token", v.RunAs(team, "read", mountPath+"/creds/gateway"))
+	wantDenied(t, "the team reading the config's token narrowed to its audience", v.RunAs(team, "read", mountPath+"/creds/gateway", "audience="+orders))
+	wantDenied(t, "the team reading the other role's token", v.RunAs(team, "read", mountPath+"/role/billing/creds"))
+	wantDenied(t, "the team reading the role", v.RunAs(team, "read", mountPath+"/role/orders"))
+	wantDenied(t, "the team rewriting the role", v.RunAs(team, "write", mountPath+"/role/orders", "audience="+billing))
+
+	// The provider refuses billing's exchange: a 400 for that read, naming the cause.
+	r = v.Run("read", "-format=json", mountPath+"/role/billing/creds")
+	for _, want := range []string{"Code: 400", "the provider refused the narrowing asked", "invalid_target", billing} {
+		if r.Code == 0 || !strings.Contains(r.Stderr, want) {
+			t.Errorf("role/billing/creds, an exchange the provider refuses: want a failure whose message holds %q, got %s", want, r)
+		}
+	}
+	expectEqual(t, "token exchange grants after the refusal", fake.Grants("token_exchange"), 1)
+	expectEqual(t, "the config's token after the refusal", v.ReadCreds("gateway").AccessToken, main)
+	r = v.RunAs(team, "read", "-format=json", mountPath+"/role/orders/creds")
+	if r.Code != 0 {
+		t.Fatalf("the team's read after the refusal: %s", r)
+	}
+	expectEqual(t, "role/orders' token after the refusal", decodeCreds(t, r.Stdout).AccessToken, exchanged)
+	expectEqual(t, "client credentials grants after the refusal", fake.Grants("client_credentials"), 1)
 }
 
 func expectEqual[T comparable](t *testing.T, what string, got, want T) {
