@@ -247,8 +247,12 @@ func (r renewal) newState(tok obtained, now time.Time) *tokenState {
 		// RFC 6749 §6: no new one issued, the old one stays.
 		st.RefreshToken, st.RefreshExpiresAt = previous.RefreshToken, previous.RefreshExpiresAt
 	}
+	st.IDToken = tok.IDToken
 	if tok.grant == provider.GrantRefreshToken && previous != nil {
 		st.Connected = previous.Connected // a user's chain stays theirs
+		if st.IDToken == "" {
+			st.IDToken = previous.IDToken // OpenID Connect Core §12.2: a refresh may bring none
+		}
 	}
 	if previous != nil {
 		st.Events = previous.Events // recorded, not yet in the outbox (webhook.go)

@@ -136,6 +136,27 @@ func TestZitadelNarrowedClientCredentials(t *testing.T) {
 	expect(t, "status", codeOf(err), http.StatusBadRequest)
 }
 
+// connectAtZitadel writes config/<name> for client web-<name> at zitadel
+// (private_key_jwt, the scopes openid, profile, email, offline_access) and
+// connects the OP's user to it by the authorization code grant.
+func connectAtZitadel(t *testing.T, o *assertionop.OP, e *env, name string, extra map[string]any) {
+	t.Helper()
+	key := e.configSigned(name, "oauth2", withFields(map[string]any{"token_url": o.TokenURL, "auth_url": o.AuthURL,
+		"client_id": "web-" + name, "assertion_audience": o.Issuer, "generate_key": "ec-p256", "redirect_uri": testRedirect,
+		"scopes": "openid,profile,email,offline_access", "allowed_scopes": "openid,profile,email,offline_access,phone"}, extra))
+	o.AddClient("web-"+name, publicJWK(t, key, ""))
+	o.AddRedirectURI("web-"+name, testRedirect)
+	authURL, _ := e.authorize(name)
+	back, err := o.Authorize(authURL)
+	if err != nil {
+		t.Fatalf("zitadel refused the authorization: %v", err)
+	}
+	u, _ := url.Parse(back)
+	if status, page := e.callback(u.Query()); status != http.StatusOK {
+		t.Fatalf("callback: %d %s", status, page)
+	}
+}
+
 // startZitadelEnv starts zitadel/oidc's OpenID provider and an env whose
 // backend dates assertions by the real clock, as zitadel checks them.
 func startZitadelEnv(t *testing.T) (*assertionop.OP, *env) {
@@ -163,25 +184,7 @@ func startZitadelEnv(t *testing.T) (*assertionop.OP, *env) {
 func TestZitadelNarrowedRefresh(t *testing.T) {
 	o, e := startZitadelEnv(t)
 	grant := []string{"openid", "profile", "email", "offline_access"}
-	connect := func(name string, extra map[string]any) {
-		t.Helper()
-		key := e.configSigned(name, "oauth2", withFields(map[string]any{"token_url": o.TokenURL, "auth_url": o.AuthURL,
-			"client_id": "web-" + name, "assertion_audience": o.Issuer, "generate_key": "ec-p256", "redirect_uri": testRedirect,
-			"scopes": "openid,profile,email,offline_access", "allowed_scopes": "openid,profile,email,offline_access,phone"}, extra))
-		o.AddClient("web-"+name, publicJWK(t, key, ""))
-		o.AddRedirectURI("web-"+name, testRedirect)
-		authURL, _ := e.authorize(name)
-		back, err := o.Authorize(authURL)
-		if err != nil {
-			t.Fatalf("zitadel refused the authorization: %v", err)
-		}
-		u, _ := url.Parse(back)
-		if status, page := e.callback(u.Query()); status != http.StatusOK {
-			t.Fatalf("callback: %d %s", status, page)
-		}
-	}
-
-	connect("z", nil)
+	connectAtZitadel(t, o, e, "z", nil)
 	main := e.token("z")
 	spent := e.storedState("z").RefreshToken
 	if !o.Active(main) || !slices.Equal(o.Scopes(main), grant) {
@@ -221,7 +224,7 @@ func TestZitadelNarrowedRefresh(t *testing.T) {
 	}
 
 	o.EndPreviousOnRefresh(true)
-	connect("ends", map[string]any{"revokes_previous_token": "on_refresh"})
+	connectAtZitadel(t, o, e, "ends", map[string]any{"revokes_previous_token": "on_refresh"})
 	main = e.token("ends")
 	held := e.storedState("ends").RefreshToken
 	_, err = e.creds("ends", map[string]any{"scope": "profile"})

@@ -137,7 +137,8 @@ repositories, repository_ids and permissions, each within the config's
 allowed_scopes, allowed_audiences, allowed_resources (GitHub: its
 repositories and permissions). With exchange=true the role's token is
 obtained by RFC 8693 token exchange of the config's access token at its
-provider (subject_token_type access_token; requested_token_type optional).
+provider (subject_token_type access_token, or id_token: the ID token an
+OpenID provider issued with the chain's tokens; requested_token_type optional).
 Read role/<role>/creds for the token: a policy granting read on that one
 path gives a team exactly that token. Tokens are cached per distinct
 narrowing, like the config's own.
@@ -152,8 +153,8 @@ var roleFields = withFieldSchemas(map[string]*framework.FieldSchema{
 		Description: "The app whose tokens the role narrows: each caller reads their own connection of it, as self/<app> does. One of config or app."},
 	"exchange": {Type: framework.TypeBool,
 		Description: "Obtain the role's token by RFC 8693 token exchange of the config's access token at its provider, with the role's scope, audience and resource."},
-	"subject_token_type": {Type: framework.TypeString, Default: "access_token", AllowedValues: []any{"access_token"},
-		Description: "With exchange: the token presented, the config's access_token (chains keep no ID token)."},
+	"subject_token_type": {Type: framework.TypeString, Default: "access_token", AllowedValues: []any{"access_token", "id_token"},
+		Description: "With exchange: the token presented, the config's access_token, or the id_token its provider issued with the chain's tokens (OpenID Connect, the openid scope)."},
 	"requested_token_type": {Type: framework.TypeString,
 		Description: "With exchange: the token type asked for (RFC 8693 §3): access_token, id_token, jwt, refresh_token, or a token type URI. Default: the provider's choice."},
 }, roleNarrowingFields())
@@ -354,8 +355,10 @@ func (r *roleEntry) applyExchange(d *framework.FieldData) error {
 	}
 	if subject, sent, err := field[string](d, "subject_token_type"); err != nil {
 		return err
-	} else if sent && subject != "access_token" {
-		return fmt.Errorf("subject_token_type %q: only access_token, the chain's access token (chains keep no ID token)", subject)
+	} else if sent && subject != "access_token" && subject != "id_token" {
+		return fmt.Errorf("subject_token_type %q: access_token (the chain's access token) or id_token (the ID token its provider issued with it)", subject)
+	} else if sent && r.Exchange != nil {
+		r.Exchange.SubjectTokenType = subject
 	}
 	if r.Exchange == nil {
 		if _, typeSent := d.Raw["subject_token_type"]; requestedSent || typeSent {

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/fakeprovider"
+	"github.com/tokenbroker/vault-plugin-secrets-tokenbroker/provider"
 )
 
 // TestRoleWrites: a role is checked against its config when written, and
@@ -37,7 +40,9 @@ func TestRoleWrites(t *testing.T) {
 		{"a scope outside", map[string]any{"config": "x", "scope": "c"}, `scope "c" is not among the allowed scopes`, nil},
 		{"a bad resource", map[string]any{"config": "x", "resource": "nope"}, "must be an absolute URI", nil},
 		{"an exchange the provider does not offer", map[string]any{"config": "echo", "exchange": true, "audience": "api"}, "does not offer token exchange", nil},
-		{"id_token subjects", map[string]any{"config": "x", "exchange": true, "subject_token_type": "id_token"}, "subject_token_type", nil},
+		{"an ID token subject", map[string]any{"config": "x", "exchange": true, "subject_token_type": "id_token", "audience": "api"}, "",
+			map[string]any{"exchange": "true", "subject_token_type": "id_token"}},
+		{"another subject token type", map[string]any{"config": "x", "exchange": true, "subject_token_type": "refresh_token"}, `subject_token_type "refresh_token"`, nil},
 		{"exchange fields without exchange", map[string]any{"config": "x", "requested_token_type": "jwt"}, "need exchange=true", nil},
 	}
 	for _, tc := range cases {
@@ -122,6 +127,51 @@ func TestRoleTokenExchange(t *testing.T) {
 	_, err := e.do(logical.ReadOperation, "role/billing/creds", nil)
 	expectErr(t, "an audience the provider refuses", err, "invalid_target")
 	expect(t, "status", codeOf(err), http.StatusBadRequest)
+
+	e.mustDo(logical.CreateOperation, "role/by-id-token", map[string]any{"config": "x", "exchange": true, "audience": "orders", "subject_token_type": "id_token"})
+	calls = e.fake.TotalCalls()
+	_, err = e.do(logical.ReadOperation, "role/by-id-token/creds", nil)
+	expectErr(t, "an ID token exchange of a chain without one", err, `config "x" holds no ID token`)
+	expect(t, "status", codeOf(err), http.StatusBadRequest)
+	expect(t, "upstream calls", e.fake.TotalCalls()-calls, 0)
+}
+
+// TestZitadelIDTokenExchange: a user connected at zitadel's OpenID
+// provider has the ID token zitadel issued kept with the chain (never
+// shown); a role presents it as the subject token (RFC 8693,
+// subject_token_type id_token), which zitadel verifies, and serves the
+// token issued for the user and the role's audience. A refresh that brings
+// a new ID token replaces the kept one.
+func TestZitadelIDTokenExchange(t *testing.T) {
+	o, e := startZitadelEnv(t)
+	connectAtZitadel(t, o, e, "z", map[string]any{"allowed_audiences": "api-a"})
+	o.EnableTokenExchange("api-a")
+	idToken := e.storedState("z").IDToken
+	if exp, ok := provider.IDTokenExpiry(idToken); !ok || exp.Before(time.Now()) {
+		t.Fatalf("kept ID token: exp %v (a JWT: %v); want zitadel's, unexpired", exp, ok)
+	}
+	main := e.mustDo(logical.ReadOperation, "creds/z", nil)
+	for k, v := range main.Data {
+		if s, _ := v.(string); strings.Contains(s, idToken) {
+			t.Errorf("creds/z shows the ID token in %q", k)
+		}
+	}
+
+	e.mustDo(logical.CreateOperation, "role/a", map[string]any{"config": "z", "exchange": true, "audience": "api-a", "subject_token_type": "id_token"})
+	tok := e.mustDo(logical.ReadOperation, "role/a/creds", nil).Data["access_token"].(string)
+	if subject, ok := o.Subject(tok); !ok || subject != "id1" || !slices.Contains(o.Audiences(tok), "api-a") || tok == main.Data["access_token"] {
+		t.Fatalf("exchanged token: issued %v to %q for %v; want a new token of the user id1 for api-a", ok, subject, o.Audiences(tok))
+	}
+	if got := o.ExchangeSubjectTypes(); !slices.Equal(got, []string{provider.TokenTypeIDToken}) {
+		t.Errorf("subject token types zitadel saw: got %v, want [%s]", got, provider.TokenTypeIDToken)
+	}
+
+	if _, err := e.creds("z", map[string]any{"scope": "profile"}); err != nil { // a refresh: zitadel issues an ID token with it
+		t.Fatalf("narrowed read: %v", err)
+	}
+	if renewed := e.storedState("z").IDToken; renewed == idToken || renewed == "" {
+		t.Errorf("the ID token after a refresh that brought one: unchanged %v, empty %v; want the new one", renewed == idToken, renewed == "")
+	}
 }
 
 // TestZitadelRoleTokenExchange: zitadel's op.TokenExchange exchanges the

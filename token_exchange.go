@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
@@ -23,9 +24,9 @@ const exchangeSubjectTTL = 30 // seconds, as min_ttl
 // roleExchange is a role's token exchange: what it presents and asks for
 // besides the role's narrowing (scope, audience, resource).
 type roleExchange struct {
-	// SubjectTokenType is "access_token": the chain's access token is the
-	// subject (RFC 8693 §3: urn:ietf:params:oauth:token-type:access_token).
-	// Chains keep no ID token, so "id_token" is refused when a role is written.
+	// SubjectTokenType is what the chain presents as the subject token:
+	// "access_token", its access token, or "id_token", the ID token its
+	// provider issued with its tokens (RFC 8693 §3's token types).
 	SubjectTokenType string `json:"subject_token_type"`
 	// RequestedTokenType ("" leaves it to the provider) is a token type URI,
 	// or access_token, id_token, jwt, refresh_token for theirs (RFC 8693 §3).
@@ -49,9 +50,10 @@ func (x *roleExchange) requested() string {
 	return x.RequestedTokenType
 }
 
-// exchangeVariant exchanges subject's access token for vr's token at r's
-// provider (RFC 8693 §2.1). Errors are classified as every answer is
-// (§2.2.2: invalid_target is a refused narrowing, a 400 for the read).
+// exchangeVariant exchanges subject's access token (or ID token) for vr's
+// token at r's provider (RFC 8693 §2.1). Errors are classified as every
+// answer is (§2.2.2: invalid_target is a refused narrowing, a 400 for the
+// read).
 func (b *backend) exchangeVariant(ctx context.Context, r renewal, vr *variantRequest, subject *snapshot) (*tokenState, error) {
 	ep := r.endpoint()
 	if !ep.CanExchange() {
@@ -60,13 +62,36 @@ func (b *backend) exchangeVariant(ctx context.Context, r renewal, vr *variantReq
 	if subject == nil || subject.state == nil || subject.state.AccessToken == "" {
 		return nil, fmt.Errorf("config %q: no access token to exchange", r.name)
 	}
+	token, tokenType := subject.state.AccessToken, provider.TokenTypeAccessToken
+	if vr.exchange.SubjectTokenType == "id_token" {
+		var err error
+		if token, err = b.exchangeableIDToken(r.name, subject.state); err != nil {
+			return nil, err
+		}
+		tokenType = provider.TokenTypeIDToken
+	}
 	n := vr.narrowing
 	r.narrowing = &n
 	tok, err := b.sendToken(ctx, r, ep, provider.TokenRequest{Grant: provider.GrantTokenExchange, Narrowing: &n,
-		Exchange: &provider.TokenExchange{SubjectToken: subject.state.AccessToken, SubjectTokenType: provider.TokenTypeAccessToken,
+		Exchange: &provider.TokenExchange{SubjectToken: token, SubjectTokenType: tokenType,
 			RequestedTokenType: vr.exchange.requested()}})
 	if err != nil {
 		return nil, err
 	}
 	return r.newState(obtained{tok, provider.GrantTokenExchange}, b.now()).accessOnly(), nil
+}
+
+// exchangeableIDToken is st's ID token, if it has one with at least
+// exchangeSubjectTTL left by its (unverified) exp: the provider verifies
+// it, and would refuse one that is missing or expired.
+func (b *backend) exchangeableIDToken(name string, st *tokenState) (string, error) {
+	if st.IDToken == "" {
+		return "", logical.CodedError(http.StatusBadRequest, fmt.Sprintf(
+			"config %q holds no ID token to exchange: its provider issued none with the chain's tokens (an OpenID provider issues one to a user's authorization with the openid scope)", name))
+	}
+	if exp, ok := provider.IDTokenExpiry(st.IDToken); ok && exp.Sub(b.now()) < exchangeSubjectTTL*time.Second {
+		return "", logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+			"config %q: its ID token expired at %s; the provider issued no newer one (one comes, if at all, with the chain's next refresh, or when the account is connected again)", name, exp.UTC().Format(time.RFC3339)))
+	}
+	return st.IDToken, nil
 }

@@ -22,6 +22,11 @@ type tokenState struct {
 	ExpiresAt    time.Time      `json:"expires_at,omitzero"`
 	Scopes       []string       `json:"scopes,omitempty"`
 	Grant        provider.Grant `json:"grant,omitempty"`
+	// IDToken is the latest OpenID Connect ID token the provider issued
+	// with the chain's tokens (a user's authorization, a refresh), kept
+	// only to be presented as an RFC 8693 subject token (a role's
+	// subject_token_type=id_token); never returned, never trusted here.
+	IDToken string `json:"id_token,omitempty"`
 	// Permissions and Repositories: what a GitHub installation token may do, and where.
 	Permissions  map[string]string `json:"permissions,omitempty"`
 	Repositories []string          `json:"repositories,omitempty"`

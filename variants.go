@@ -295,7 +295,7 @@ func (b *backend) renewNarrowed(ctx context.Context, r renewal, n provider.Narro
 	}
 	if st.Grant == provider.GrantRefreshToken {
 		chain := r.snap.state.edited(func(main *tokenState) {
-			main.RefreshToken, main.RefreshExpiresAt = st.RefreshToken, st.RefreshExpiresAt
+			main.RefreshToken, main.RefreshExpiresAt, main.IDToken = st.RefreshToken, st.RefreshExpiresAt, st.IDToken
 			main.RefreshPending, main.RefreshSentAt, main.RefreshSends = false, time.Time{}, 0
 		})
 		if _, err := b.persist(ctx, r.name, r.snap.withState(chain)); err != nil {

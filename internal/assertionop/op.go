@@ -222,6 +222,14 @@ func (o *OP) EnableTokenExchange(targets ...string) {
 	o.store.exchange, o.store.targets = true, targets
 }
 
+// ExchangeSubjectTypes are the subject_token_type of each token exchange
+// asked so far, in turn.
+func (o *OP) ExchangeSubjectTypes() []string {
+	o.store.mu.Lock()
+	defer o.store.mu.Unlock()
+	return slices.Clone(o.store.subjectTypes)
+}
+
 // Subject reports whom accessToken was issued to, if this OP issued it.
 func (o *OP) Subject(accessToken string) (string, bool) {
 	plain, err := o.crypto.Decrypt(accessToken)
@@ -270,8 +278,9 @@ type keyStore struct {
 	issued  map[string]issuedToken // by access token id
 	scopes  map[string][]string    // a client's allowed scopes (AllowScopes)
 	// exchange: token exchange is on, for targets (EnableTokenExchange).
-	exchange bool
-	targets  []string
+	exchange     bool
+	targets      []string
+	subjectTypes []string // of each exchange asked, in turn
 	// refresh: the live refresh tokens; endPrevious: EndPreviousOnRefresh.
 	refresh     map[string]*storage.RefreshToken
 	endPrevious bool
@@ -371,15 +380,17 @@ func (k *keyStore) ValidateTokenExchangeRequest(_ context.Context, r op.TokenExc
 	k.mu.Lock()
 	on, targets := k.exchange, k.targets
 	valid := func(id string) bool { t, ok := k.issued[id]; return ok && !t.ended && time.Now().Before(t.expires) }
-	subjectOK := valid(r.GetExchangeSubjectTokenIDOrToken())
+	// An access token this OP issued, or an ID token zitadel verified
+	// (signed by this OP, not expired).
+	subjectOK := r.GetExchangeSubjectTokenType() == oidc.AccessTokenType && valid(r.GetExchangeSubjectTokenIDOrToken()) ||
+		r.GetExchangeSubjectTokenType() == oidc.IDTokenType
 	actorOK := r.GetExchangeActorTokenIDOrToken() == "" || valid(r.GetExchangeActorTokenIDOrToken())
+	k.subjectTypes = append(k.subjectTypes, string(r.GetExchangeSubjectTokenType()))
 	k.mu.Unlock()
 	switch {
 	case !on:
 		return oidc.ErrUnauthorizedClient().WithDescription("token exchange is not enabled")
-	case r.GetExchangeSubjectTokenType() == oidc.IDTokenType:
-		// zitadel verified it: signed by this OP, not expired.
-	case r.GetExchangeSubjectTokenType() != oidc.AccessTokenType || !subjectOK:
+	case !subjectOK:
 		return oidc.ErrInvalidRequest().WithDescription("subject_token is not a valid access token or ID token of this OP")
 	case r.GetExchangeActorTokenIDOrToken() != "" && (r.GetExchangeActorTokenType() != oidc.AccessTokenType || !actorOK):
 		return oidc.ErrInvalidRequest().WithDescription("actor_token is not a valid access token of this OP")
