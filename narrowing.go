@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -197,7 +198,13 @@ func (c *providerConfig) checkNarrowing(name string, n provider.Narrowing) error
 	case errors.As(err, &outside):
 		bound := map[string]string{"scope": "allowed_scopes", "audience": "allowed_audiences", "resource": "allowed_resources",
 			"repository": "repositories", "repository id": "repository_ids", "permission": "permissions"}[outside.Kind]
-		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("narrowed token of %q refused: %s (the config's %s)", name, err, bound))
+		owner := "config"
+		if c.App != "" {
+			owner = "app " + strconv.Quote(c.App) + "'s" // a connection's bounds are its app's
+		} else {
+			owner += "'s"
+		}
+		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("narrowed token of %q refused: %s (the %s %s)", name, err, owner, bound))
 	}
 	return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("narrowed token of %q refused: %s", name, err))
 }

@@ -303,7 +303,7 @@ func TestNarrowedSelfRead(t *testing.T) {
 		t.Fatalf("narrowed self read: %v; want a token other than the main one", err)
 	}
 	_, err = read(map[string]any{"scope": "write"})
-	expectErr(t, "a scope outside the app's allowed_scopes", err, `scope "write" is not among the allowed scopes`)
+	expectErr(t, "a scope outside the app's allowed_scopes", err, `scope "write" is not among the allowed scopes (the app "mail"'s allowed_scopes)`)
 	expect(t, "status", codeOf(err), http.StatusBadRequest)
 
 	variants := &e.b.entry(selfName("mail", entityA)).variants

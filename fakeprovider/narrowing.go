@@ -42,8 +42,9 @@ func (s *Server) SetClientPolicy(id string, p ClientPolicy) {
 // policyLocked is client's policy. s.mu must be held.
 func (s *Server) policyLocked(client string) ClientPolicy { return s.policies[client] }
 
-// errTarget is an invalid_target refusal; its message says why.
-var errTarget = errors.New("invalid_target")
+// errTarget is an invalid_target refusal; its message says why (the
+// error code is the answer's error, not repeated in its description).
+var errTarget = errors.New("target refused")
 
 // scopeAllowed refuses a scope outside the policy (wrapping errRefreshScope).
 func (p ClientPolicy) scopeAllowed(scope string) error {
