@@ -153,7 +153,7 @@ func safeGrant(d Dialect, path string, rec RecordedRequest) string {
 		return grantAPIKey
 	}
 	switch g := rec.Params["grant_type"]; g {
-	case grantClientCredentials, grantRefreshToken, "password", "authorization_code":
+	case grantClientCredentials, grantRefreshToken, "password", "authorization_code", grantDeviceCode, grantTokenExchange:
 		return g
 	case "":
 		return "-"
