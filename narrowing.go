@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -198,11 +197,9 @@ func (c *providerConfig) checkNarrowing(name string, n provider.Narrowing) error
 	case errors.As(err, &outside):
 		bound := map[string]string{"scope": "allowed_scopes", "audience": "allowed_audiences", "resource": "allowed_resources",
 			"repository": "repositories", "repository id": "repository_ids", "permission": "permissions"}[outside.Kind]
-		owner := "config"
+		owner := "config's"
 		if c.App != "" {
-			owner = "app " + strconv.Quote(c.App) + "'s" // a connection's bounds are its app's
-		} else {
-			owner += "'s"
+			owner = fmt.Sprintf("app %q's", c.App) // a connection's bounds are its app's
 		}
 		return logical.CodedError(http.StatusBadRequest, fmt.Sprintf("narrowed token of %q refused: %s (the %s %s)", name, err, owner, bound))
 	}

@@ -175,16 +175,18 @@ func (o *OP) RefreshScopes(refreshToken string) []string {
 	return nil
 }
 
+// issuedToken is what accessToken (zitadel's encrypted "id:subject") was
+// issued for, if this OP issued it.
 func (o *OP) issuedToken(accessToken string) (issuedToken, bool) {
 	plain, err := o.crypto.Decrypt(accessToken)
 	if err != nil {
 		return issuedToken{}, false
 	}
-	id, _, _ := strings.Cut(plain, ":")
+	id, subject, _ := strings.Cut(plain, ":")
 	o.store.mu.Lock()
 	defer o.store.mu.Unlock()
 	t, ok := o.store.issued[id]
-	return t, ok
+	return t, ok && t.subject == subject
 }
 
 // Close stops the OP.
@@ -232,26 +234,14 @@ func (o *OP) ExchangeSubjectTypes() []string {
 
 // Subject reports whom accessToken was issued to, if this OP issued it.
 func (o *OP) Subject(accessToken string) (string, bool) {
-	plain, err := o.crypto.Decrypt(accessToken)
-	if err != nil {
-		return "", false
-	}
-	id, subject, _ := strings.Cut(plain, ":")
-	o.store.mu.Lock()
-	defer o.store.mu.Unlock()
-	return subject, o.store.issued[id].subject == subject
+	t, ok := o.issuedToken(accessToken)
+	return t.subject, ok
 }
 
 // Audiences are the audiences an access token this OP issued was issued for.
 func (o *OP) Audiences(accessToken string) []string {
-	plain, err := o.crypto.Decrypt(accessToken)
-	if err != nil {
-		return nil
-	}
-	id, _, _ := strings.Cut(plain, ":")
-	o.store.mu.Lock()
-	defer o.store.mu.Unlock()
-	return o.store.issued[id].audience
+	t, _ := o.issuedToken(accessToken)
+	return t.audience
 }
 
 // server is zitadel's LegacyServer, except that the client_credentials
@@ -373,9 +363,10 @@ func (k *keyStore) scopesAllowed(id string, scopes []string) error {
 // ValidateTokenExchangeRequest (op.TokenExchangeStorage) decides what
 // zitadel leaves to its storage: the subject (and actor) token must be an
 // access token this OP issued that has not expired or ended (zitadel only
-// decrypts it), or an ID token (zitadel verified it), an access token is issued unless another type is asked (which is
-// refused), and the audiences, resources and scopes must be allowed. The
-// example storage's own (impersonation by admin users) is not used.
+// decrypts it), or a subject ID token (zitadel verified it); an access
+// token is issued unless another type is asked (which is refused); and the
+// audiences, resources and scopes must be allowed. The example storage's
+// own (impersonation by admin users) is not used.
 func (k *keyStore) ValidateTokenExchangeRequest(_ context.Context, r op.TokenExchangeRequest) error {
 	k.mu.Lock()
 	on, targets := k.exchange, k.targets
