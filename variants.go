@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,6 +266,13 @@ func (b *backend) lockAndObtainVariant(name string, vr *variantRequest, w want) 
 	}
 	if err != nil {
 		return nil, narrowingRefused(err)
+	}
+	if beyond := vr.narrowing.ScopesBeyond(st.Scopes); len(beyond) > 0 {
+		// The provider ignored the narrowing (a refresh's rotated refresh
+		// token is already the chain's): the token is not handed out.
+		return nil, logical.CodedError(http.StatusBadGateway, fmt.Sprintf(
+			"narrowed token of %q not served: the provider issued it with scopes beyond those asked (%s), so it ignores the narrowing; do not allow narrowed reads of this config",
+			name, strings.Join(beyond, " ")))
 	}
 	if current := b.loaded(name); current != nil {
 		main = current

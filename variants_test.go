@@ -228,6 +228,32 @@ func TestNarrowedRefreshKeepsTheChain(t *testing.T) {
 	expect(t, "refresh token reuses", e.fake.RefreshReuses(), 0)
 }
 
+// TestNarrowingIgnoredByTheProvider: a provider may ignore the scope a
+// refresh asks and say so in its answer (RFC 6749 §3.3). Such a token is
+// wider than the read asked: it is not served (a 502 naming the scopes
+// beyond) nor cached, while the refresh token the refresh rotated is the
+// chain's and the main token stays.
+func TestNarrowingIgnoredByTheProvider(t *testing.T) {
+	e := newEnv(t)
+	e.userConfig("x", map[string]any{"allowed_scopes": "read"})
+	e.connect("x")
+	e.fake.SetClientPolicy(testClientID, fakeprovider.ClientPolicy{IgnoresRefreshScope: true})
+	main := e.token("x")
+	before := e.storedState("x").RefreshToken
+	_, err := e.creds("x", map[string]any{"scope": "read"})
+	expectErr(t, "a narrowed read the provider ignored", err, "scopes beyond those asked (write)")
+	expect(t, "status", codeOf(err), http.StatusBadGateway)
+	expect(t, "scope sent", e.fake.LastRequest(fakeprovider.PathOAuth2Token).Params["scope"], "read")
+	if after := e.storedState("x"); after.RefreshToken == before || after.RefreshToken == "" || after.RefreshPending {
+		t.Errorf("stored chain: refresh token rotated %v, pending %v; want the rotated one kept", after.RefreshToken != before, after.RefreshPending)
+	}
+	expect(t, "main token", e.token("x"), main)
+	expect(t, "narrowed tokens cached", e.b.entry("x").variants.len(), 0)
+	e.clock.Add(2 * time.Hour) // the main read refreshes with the rotated token
+	e.token("x")
+	expect(t, "refresh token reuses", e.fake.RefreshReuses(), 0)
+}
+
 // TestNarrowedRefreshFaults: random trials over every failure class of a
 // refresh, on narrowed and plain reads of one chain in turn: no refresh
 // token is ever sent twice, and a config that can mint is never stuck.

@@ -95,7 +95,9 @@
 //	                                        "user1@example.test"            (a login_hint may name another)
 //	SetClientPolicy(id, p)                  every client unbounded          id's scopes (invalid_scope), audiences
 //	  narrowing.go: what a client may ask                                   and resources (invalid_target, RFC 8707)
-//	  for at /oauth2/token                                                  bounded; a nil list leaves a kind unbounded
+//	  for at /oauth2/token                                                  bounded; a nil list leaves a kind unbounded;
+//	                                                                        IgnoresRefreshScope: a narrowed refresh is
+//	                                                                        issued the whole scope (RFC 6749 §3.3)
 //	SetTokenExchange(m)                     TokenExchangeOff: the RFC       TokenExchangeAnyClient: any client may
 //	  tokenexchange.go                      8693 grant is                   exchange an access token of the server;
 //	                                        unsupported_grant_type          TokenExchangeSameClient: only its own

@@ -26,6 +26,10 @@ type ClientPolicy struct {
 	// (client credentials, token exchange) or resource (any grant) is
 	// refused with invalid_target.
 	Audiences, Resources []string
+	// IgnoresRefreshScope: a refresh asking a narrower scope is issued the
+	// refresh token's whole scope, and its answer's scope says so (RFC 6749
+	// §3.3 lets a server ignore the scope asked; ory/fosite does on refresh).
+	IgnoresRefreshScope bool
 }
 
 // SetClientPolicy bounds what client id may ask for; the zero policy

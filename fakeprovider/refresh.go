@@ -140,6 +140,9 @@ func (s *Server) redeem(d Dialect, rt, client string, checkClient bool, a ask) (
 	if err == nil {
 		err = s.policyLocked(rec.client).scopeAllowed(newScope)
 	}
+	if s.policyLocked(rec.client).IgnoresRefreshScope {
+		newScope = rec.scope
+	}
 	if err != nil {
 		return issued{}, err
 	}

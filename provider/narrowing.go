@@ -327,3 +327,30 @@ func sortedSet[T string | int64](list []T) []T {
 }
 
 func isControl(r rune) bool { return r < ' ' || r == 0x7f || (0x80 <= r && r < 0xa0) }
+
+// identityScopes grant no access to an API, only who the user is and a
+// refresh token (OpenID Connect Core §5.4, §11; fosite's "offline"): a
+// provider may add them to a narrowed token without widening it.
+var identityScopes = map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true, "offline": true}
+
+// ScopesBeyond are the scopes of granted (the scope a narrowed token was
+// issued with) that n did not ask for. RFC 6749 §3.3 lets a server ignore
+// the scope asked if its answer says so; a token issued wider than the
+// narrowing asked is not a narrowed token. Not counted: identity scopes,
+// a scope n asked for by its full URI and granted by its last segment
+// (Microsoft names Graph permissions "User.Read"), and anything when n asks
+// a resource's ".default" (Microsoft's identity platform grants every
+// permission consented for the resource, by names it does not list).
+func (n Narrowing) ScopesBeyond(granted []string) []string {
+	if len(n.Scopes) == 0 || slices.ContainsFunc(n.Scopes, func(s string) bool { return strings.HasSuffix(s, "/.default") }) {
+		return nil
+	}
+	var beyond []string
+	for _, g := range granted {
+		asked := slices.ContainsFunc(n.Scopes, func(s string) bool { return s == g || strings.HasSuffix(s, "/"+g) })
+		if !asked && !identityScopes[g] {
+			beyond = append(beyond, g)
+		}
+	}
+	return beyond
+}

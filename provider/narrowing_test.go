@@ -3,6 +3,7 @@ package provider
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -236,5 +237,31 @@ func TestBoundsCheck(t *testing.T) {
 	}
 	if got, want := (&OutsideBoundsError{"scope", "admin"}).Error(), `scope "admin" is not among the allowed scopes`; got != want {
 		t.Errorf("Error: got %q, want %q", got, want)
+	}
+}
+
+func TestScopesBeyond(t *testing.T) {
+	cases := []struct {
+		name           string
+		asked, granted []string
+		want           []string
+	}{
+		{"what was asked", []string{"read"}, []string{"read"}, nil},
+		{"less than asked", []string{"read", "write"}, []string{"read"}, nil},
+		{"the whole grant, the narrowing ignored", []string{"read"}, []string{"read", "write", "admin"}, []string{"write", "admin"}},
+		{"identity scopes added", []string{"read"}, []string{"openid", "profile", "email", "offline_access", "offline", "read"}, nil},
+		{"a Graph permission by its short name", []string{"https://graph.microsoft.com/User.Read"}, []string{"User.Read", "openid"}, nil},
+		{"another Graph permission", []string{"https://graph.microsoft.com/User.Read"}, []string{"User.Read", "Mail.Send"}, []string{"Mail.Send"}},
+		{"a resource's .default", []string{"https://graph.microsoft.com/.default"}, []string{"User.Read", "Mail.Send"}, nil},
+		{"no scope asked: nothing to exceed", nil, []string{"read", "write"}, nil},
+		{"a suffix is not a segment", []string{"api:read"}, []string{"read"}, []string{"read"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Narrowing{Scopes: tc.asked}.ScopesBeyond(tc.granted)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("ScopesBeyond(asked %v, granted %v) = %v, want %v", tc.asked, tc.granted, got, tc.want)
+			}
+		})
 	}
 }

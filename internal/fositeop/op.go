@@ -167,6 +167,16 @@ func (o *OP) Active(token string) bool {
 	return err == nil && use == fosite.AccessToken
 }
 
+// Scopes are the scopes fosite granted the active access token token
+// (nil if it is not one).
+func (o *OP) Scopes(token string) []string {
+	use, ar, err := o.provider.IntrospectToken(context.Background(), token, fosite.AccessToken, new(fosite.DefaultSession))
+	if err != nil || use != fosite.AccessToken {
+		return nil
+	}
+	return ar.GetGrantedScopes()
+}
+
 // RefreshTokens reports how many refresh tokens clientID presented at the
 // token endpoint, and how many of those had been presented before (by
 // anyone): each such reuse makes fosite revoke the token's family.
