@@ -244,8 +244,13 @@ func (d *driver) run(ctx context.Context) (code int) {
 	logf("%s at %s, plugin mounted at tokenbroker/; provider (via the counting proxy) at %s", d.vaultV, d.srv.addr, d.up.url)
 	st, _ := d.remember(ctx, "right after the mount")
 	d.rssMount = st.rssKiB
+	// The sampler reads the server's process: it stops before the server
+	// does (defers run last first), or it would find the process gone.
+	peaksCtx, stopPeaks := context.WithCancel(ctx)
+	peaksDone := make(chan struct{})
 	d.peaks = newPeakSampler(d)
-	go d.peaks.run(ctx)
+	go func() { defer close(peaksDone); d.peaks.run(peaksCtx) }()
+	defer func() { stopPeaks(); <-peaksDone }()
 
 	steps := []struct {
 		name string
