@@ -136,11 +136,12 @@ func (s *Server) redeem(d Dialect, rt, client string, checkClient bool, a ask) (
 		}
 		return refuse(errRefreshForced)
 	}
+	policy := s.policyLocked(rec.client)
 	newScope, err := narrowScope(rec.scope, a.scope)
 	if err == nil {
-		err = s.policyLocked(rec.client).scopeAllowed(newScope)
+		err = policy.scopeAllowed(newScope)
 	}
-	if s.policyLocked(rec.client).IgnoresRefreshScope {
+	if policy.IgnoresRefreshScope {
 		newScope = rec.scope
 	}
 	if err != nil {
